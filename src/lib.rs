@@ -1,0 +1,3 @@
+//! gateway: an OpenAI-compatible LLM gateway with guardrails.
+
+pub mod mock;

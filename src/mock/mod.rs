@@ -1,0 +1,1 @@
+//! Mock servers used by the tests, the benchmark and the quickstart.
