@@ -1,0 +1,373 @@
+//! The Aim Security wire protocol (`../shared/spec/aim.md`), also spoken by
+//! Cato Networks under `x-cato-*` header names: `POST /fw/v1/analyze` for
+//! input checks and non-streaming output checks, and a websocket at
+//! `/fw/v1/analyze/stream` for streaming output.
+//!
+//! This module only speaks the protocol and reports what Aim said; what the
+//! gateway does with a verdict lives in the pipeline (`guardrails/mod.rs`).
+
+use std::fmt;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::config::{GuardrailConfig, Vendor};
+use crate::proxy::upstream::fmt_secs;
+
+/// One message as Aim sees it: role and plain text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// Which hook a call is made from (the `x-aim-litellm-hook` header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    PreCall,
+    During,
+    Output,
+}
+
+impl Hook {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Hook::PreCall => "pre_call",
+            Hook::During => "moderation",
+            Hook::Output => "output",
+        }
+    }
+}
+
+/// What one request tells Aim about itself.
+#[derive(Clone, Debug, Default)]
+pub struct CallInfo {
+    pub call_id: String,
+    /// The client's `x-aim-user-email` header, unchanged.
+    pub user_email: Option<HeaderValue>,
+    /// The virtual key's alias; never the key.
+    pub key_alias: Option<String>,
+}
+
+/// Aim's decision, as `required_action.action_type` says.
+#[derive(Debug)]
+pub enum Verdict {
+    Pass,
+    Monitor,
+    Block(String),
+    /// The `redacted_chat` object, checked by the pipeline.
+    Anonymize(Option<serde_json::Value>),
+    Unknown(String),
+}
+
+/// Why Aim gave no verdict.
+#[derive(Debug)]
+pub enum Failure {
+    Timeout(Duration),
+    Unreachable,
+    Status(u16),
+    BadAnswer,
+    StreamClosed,
+}
+
+impl Failure {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Failure::Timeout(_))
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Timeout(d) => write!(f, "timed out after {}s", fmt_secs(*d)),
+            Failure::Unreachable => f.write_str("unreachable"),
+            Failure::Status(s) => write!(f, "answered HTTP {s}"),
+            Failure::BadAnswer => f.write_str("gave an answer that could not be read"),
+            Failure::StreamClosed => f.write_str("closed the stream before it was complete"),
+        }
+    }
+}
+
+/// A configured Aim (or Cato) endpoint.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    analyze_url: String,
+    stream_url: String,
+    authorization: HeaderValue,
+    timeout: Duration,
+    names: HeaderNames,
+}
+
+#[derive(Debug)]
+struct HeaderNames {
+    hook: HeaderName,
+    version: HeaderName,
+    call_id: HeaderName,
+    user_email: HeaderName,
+    key_alias: HeaderName,
+}
+
+impl HeaderNames {
+    fn new(prefix: &str) -> Self {
+        let name = |suffix: &str| {
+            HeaderName::from_bytes(format!("{prefix}-{suffix}").as_bytes())
+                .unwrap_or_else(|_| HeaderName::from_static("x-invalid"))
+        };
+        HeaderNames {
+            hook: name("litellm-hook"),
+            version: name("litellm-version"),
+            call_id: name("call-id"),
+            user_email: name("user-email"),
+            key_alias: name("gateway-key-alias"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AnalyzeBody<'a> {
+    messages: &'a [Message],
+}
+
+#[derive(Deserialize)]
+struct AnalyzeAnswer {
+    #[serde(default)]
+    required_action: Option<RequiredAction>,
+    #[serde(default)]
+    redacted_chat: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RequiredAction {
+    #[serde(default)]
+    action_type: Option<String>,
+    #[serde(default)]
+    detection_message: Option<String>,
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+impl Client {
+    pub fn new(cfg: &GuardrailConfig, http: reqwest::Client) -> Result<Self, String> {
+        let prefix = match cfg.vendor {
+            Vendor::Aim => "x-aim",
+            Vendor::CatoNetworks => "x-cato",
+        };
+        let ws_base = if let Some(rest) = cfg.api_base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = cfg.api_base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            return Err(format!(
+                "guardrail '{}': api_base must be http(s)",
+                cfg.name
+            ));
+        };
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", cfg.api_key.expose()))
+            .map_err(|_| {
+                format!(
+                    "guardrail '{}': api_key is not a valid header value",
+                    cfg.name
+                )
+            })?;
+        authorization.set_sensitive(true);
+        Ok(Client {
+            http,
+            analyze_url: format!("{}/fw/v1/analyze", cfg.api_base),
+            stream_url: format!("{ws_base}/fw/v1/analyze/stream"),
+            authorization,
+            timeout: cfg.timeout,
+            names: HeaderNames::new(prefix),
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The headers of aim.md section 3, for one hook.
+    fn headers(&self, hook: Hook, info: &CallInfo) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(6);
+        h.insert(header::AUTHORIZATION, self.authorization.clone());
+        h.insert(
+            self.names.hook.clone(),
+            HeaderValue::from_static(hook.header_value()),
+        );
+        h.insert(
+            self.names.version.clone(),
+            HeaderValue::from_static(crate::VERSION),
+        );
+        if let Ok(v) = HeaderValue::from_str(&info.call_id) {
+            h.insert(self.names.call_id.clone(), v);
+        }
+        if let Some(email) = &info.user_email {
+            h.insert(self.names.user_email.clone(), email.clone());
+        }
+        if let Some(alias) = info.key_alias.as_deref()
+            && let Ok(v) = HeaderValue::from_str(alias)
+        {
+            h.insert(self.names.key_alias.clone(), v);
+        }
+        h
+    }
+
+    /// One `POST /fw/v1/analyze`.
+    pub async fn analyze(
+        &self,
+        hook: Hook,
+        info: &CallInfo,
+        messages: &[Message],
+    ) -> Result<Verdict, Failure> {
+        let body = serde_json::to_vec(&AnalyzeBody { messages }).map_err(|_| Failure::BadAnswer)?;
+        let mut headers = self.headers(hook, info);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let call = async {
+            let response = self
+                .http
+                .post(&self.analyze_url)
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| {
+                    tracing::debug!(error = ?e, "guardrail call failed");
+                    Failure::Unreachable
+                })?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(|_| Failure::Unreachable)?;
+            if !status.is_success() {
+                tracing::debug!(status = status.as_u16(), body = %String::from_utf8_lossy(&bytes), "guardrail answered with an error");
+                return Err(Failure::Status(status.as_u16()));
+            }
+            parse_answer(&bytes)
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| Failure::Timeout(self.timeout))?
+    }
+
+    /// Open the streaming-output websocket (hook `output`).
+    pub async fn open_stream(&self, info: &CallInfo) -> Result<Socket, Failure> {
+        let mut request = self
+            .stream_url
+            .as_str()
+            .into_client_request()
+            .map_err(|_| Failure::Unreachable)?;
+        request
+            .headers_mut()
+            .extend(self.headers(Hook::Output, info));
+        let connect = tokio_tungstenite::connect_async(request);
+        match tokio::time::timeout(self.timeout, connect).await {
+            Err(_) => Err(Failure::Timeout(self.timeout)),
+            Ok(Ok((socket, _))) => Ok(socket),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+                Err(Failure::Status(response.status().as_u16()))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = ?e, "guardrail websocket failed");
+                Err(Failure::Unreachable)
+            }
+        }
+    }
+}
+
+fn parse_answer(bytes: &[u8]) -> Result<Verdict, Failure> {
+    let answer: AnalyzeAnswer = serde_json::from_slice(bytes).map_err(|e| {
+        tracing::debug!(error = %e, "guardrail answer is not the expected JSON");
+        Failure::BadAnswer
+    })?;
+    let Some(action) = answer.required_action else {
+        return Ok(Verdict::Pass);
+    };
+    Ok(match action.action_type.as_deref() {
+        None => Verdict::Pass,
+        Some("monitor_action") => Verdict::Monitor,
+        Some("block_action") => Verdict::Block(
+            action
+                .detection_message
+                .unwrap_or_else(|| "Blocked by guardrail policy".to_owned()),
+        ),
+        Some("anonymize_action") => Verdict::Anonymize(answer.redacted_chat),
+        Some(other) => Verdict::Unknown(other.to_owned()),
+    })
+}
+
+/// Aim's frames on the streaming socket.
+#[derive(Debug)]
+pub enum StreamFrame {
+    Verified(Box<serde_json::value::RawValue>),
+    Done,
+    Blocked(String),
+}
+
+#[derive(Deserialize)]
+struct RawFrame {
+    #[serde(default)]
+    verified_chunk: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    done: Option<bool>,
+    #[serde(default)]
+    blocking_message: Option<String>,
+}
+
+/// Read one frame Aim sent on the streaming socket.
+pub fn parse_stream_frame(text: &[u8]) -> Result<StreamFrame, Failure> {
+    let frame: RawFrame = serde_json::from_slice(text).map_err(|_| Failure::BadAnswer)?;
+    if let Some(chunk) = frame.verified_chunk {
+        return Ok(StreamFrame::Verified(chunk));
+    }
+    if let Some(msg) = frame.blocking_message {
+        return Ok(StreamFrame::Blocked(msg));
+    }
+    if frame.done == Some(true) {
+        return Ok(StreamFrame::Done);
+    }
+    Err(Failure::BadAnswer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        assert!(matches!(
+            parse_answer(br#"{"required_action":null}"#),
+            Ok(Verdict::Pass)
+        ));
+        assert!(matches!(parse_answer(br#"{}"#), Ok(Verdict::Pass)));
+        assert!(matches!(
+            parse_answer(br#"{"required_action":{"action_type":"block_action","detection_message":"x"}}"#),
+            Ok(Verdict::Block(m)) if m == "x"
+        ));
+        assert!(matches!(
+            parse_answer(br#"{"required_action":{"action_type":"weird"}}"#),
+            Ok(Verdict::Unknown(_))
+        ));
+        assert!(matches!(parse_answer(b"nope"), Err(Failure::BadAnswer)));
+    }
+
+    #[test]
+    fn stream_frames() {
+        assert!(matches!(
+            parse_stream_frame(br#"{"done": true}"#),
+            Ok(StreamFrame::Done)
+        ));
+        assert!(matches!(
+            parse_stream_frame(br#"{"blocking_message":"no"}"#),
+            Ok(StreamFrame::Blocked(m)) if m == "no"
+        ));
+        assert!(matches!(
+            parse_stream_frame(br#"{"verified_chunk":{"a":1}}"#),
+            Ok(StreamFrame::Verified(c)) if c.get() == r#"{"a":1}"#
+        ));
+        assert!(parse_stream_frame(br#"{"other":1}"#).is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! One call to one deployment: build the HTTP request, send it with the shared
+//! pooled client, and turn what comes back into an [`UpstreamResponse`] whose
+//! body is a stream of bytes, never collected unless the caller needs to.
+//!
+//! A deployment with `mock_response` answers here too, without any network
+//! call, so the rest of the request path cannot tell the difference.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::config::{Deployment, Flavor};
+use crate::error::Error;
+use crate::proxy::{Collect, collect, mock};
+
+/// A response body as it arrives.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+
+/// A successful (2xx) upstream answer.
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub body: UpstreamBody,
+}
+
+pub enum UpstreamBody {
+    /// A non-streaming answer, read whole within the timeout.
+    Full(Bytes),
+    /// A stream, read as the client reads it.
+    Stream(BodyStream),
+}
+
+/// Upper bound on a non-streaming upstream body (and on error bodies read).
+pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Send `body` to `d`. Within `timeout`: the response head for a stream,
+/// the whole answer otherwise. Non-2xx answers become [`Error::Upstream`]
+/// with the upstream's status.
+pub async fn send(
+    http: &reqwest::Client,
+    d: &Deployment,
+    body: Vec<u8>,
+    stream: bool,
+    timeout: Duration,
+) -> Result<UpstreamResponse, Error> {
+    if let Some(text) = &d.mock_response {
+        return Ok(mock::respond(text, &d.upstream_model, stream));
+    }
+    let deadline = Instant::now() + timeout;
+    let mut req = http.post(&d.url).header(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(key) = &d.api_key {
+        req = match d.flavor {
+            Flavor::OpenAi => req.bearer_auth(key.expose()),
+            Flavor::Azure => req.header("api-key", key.expose()),
+        };
+    }
+    for (name, value) in &d.extra_headers {
+        req = req.header(name, value);
+    }
+    let response = match tokio::time::timeout_at(deadline, req.body(body).send()).await {
+        Err(_) => return Err(timed_out(d, timeout)),
+        Ok(Err(e)) => return Err(transport_error(d, &e, timeout)),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        return Err(upstream_error(d, response, deadline).await);
+    }
+    if !stream {
+        let read = collect(response.bytes_stream(), MAX_UPSTREAM_BODY, None);
+        return match tokio::time::timeout_at(deadline, read).await {
+            Err(_) => Err(timed_out(d, timeout)),
+            Ok(Ok(body)) => Ok(UpstreamResponse {
+                status,
+                body: UpstreamBody::Full(body),
+            }),
+            Ok(Err(Collect::TooLarge)) => Err(Error::UpstreamUnreachable(format!(
+                "the upstream for model '{}' sent an answer over {MAX_UPSTREAM_BODY} bytes",
+                d.model_name
+            ))),
+            Ok(Err(Collect::Failed(e))) => Err(transport_error(d, &e, timeout)),
+        };
+    }
+    let model = d.model_name.clone();
+    let body = response.bytes_stream().map_err(move |e| {
+        tracing::warn!(model = %model, error = %e, "upstream body failed");
+        Error::UpstreamUnreachable(format!(
+            "the upstream for model '{model}' broke off its response"
+        ))
+    });
+    Ok(UpstreamResponse {
+        status,
+        body: UpstreamBody::Stream(Box::pin(body)),
+    })
+}
+
+fn timed_out(d: &Deployment, timeout: Duration) -> Error {
+    Error::UpstreamTimeout(format!(
+        "the upstream for model '{}' timed out after {}s",
+        d.model_name,
+        fmt_secs(timeout)
+    ))
+}
+
+pub fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
+}
+
+fn transport_error(d: &Deployment, e: &reqwest::Error, timeout: Duration) -> Error {
+    if e.is_timeout() {
+        return timed_out(d, timeout);
+    }
+    // reqwest's Display includes the URL; it stays in the log at debug level.
+    tracing::debug!(model = %d.model_name, error = ?e, "upstream request failed");
+    let what = if e.is_connect() {
+        "could not connect"
+    } else {
+        "the connection failed"
+    };
+    Error::UpstreamUnreachable(format!(
+        "the upstream for model '{}' is unreachable: {what}",
+        d.model_name
+    ))
+}
+
+#[derive(Deserialize)]
+struct ErrorShape {
+    error: serde_json::Value,
+}
+
+/// Map a non-2xx answer: an OpenAI-shaped body passes through unchanged.
+async fn upstream_error(d: &Deployment, response: reqwest::Response, deadline: Instant) -> Error {
+    let status = response.status();
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let read = collect(response.bytes_stream(), MAX_ERROR_BODY, None);
+    let body = tokio::time::timeout_at(deadline, read)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let shaped = body
+        .as_ref()
+        .filter(|b| serde_json::from_slice::<ErrorShape>(b).is_ok_and(|s| s.error.is_object()))
+        .cloned();
+    tracing::debug!(model = %d.model_name, status = status.as_u16(), "upstream answered with an error");
+    Error::Upstream {
+        status,
+        body: shaped,
+        message: format!(
+            "the upstream for model '{}' answered HTTP {}",
+            d.model_name,
+            status.as_u16()
+        ),
+        retry_after: retry_after.and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok()),
+    }
+}

@@ -1,0 +1,317 @@
+//! The HTTP server: shared state, routes, the layer stack, and the accept
+//! loop with graceful shutdown.
+//!
+//! Layers, outermost first:
+//! 1. `call_context`: picks the call id (the client's `x-litellm-call-id` or
+//!    a new UUIDv4), starts the clock, and puts `x-litellm-call-id` and
+//!    `x-litellm-overhead-duration-ms` on every response, errors included;
+//! 2. `CatchPanicLayer`: a panic in a handler becomes a 500 envelope with no
+//!    detail, never a dropped connection;
+//! 3. the routes; anything else is a 404 envelope.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::auth::Keys;
+use crate::config::{Config, ServerSettings};
+use crate::error::Error;
+use crate::guardrails::Guardrails;
+use crate::metrics::Metrics;
+use crate::router::Router as ModelRouter;
+
+pub const CALL_ID_HEADER: HeaderName = HeaderName::from_static("x-litellm-call-id");
+pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+
+/// Everything a request needs, shared by all of them.
+pub struct AppState {
+    pub keys: Keys,
+    pub router: ModelRouter,
+    pub guardrails: Guardrails,
+    /// One pooled client for every upstream and guardrail call.
+    pub http: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    pub settings: ServerSettings,
+    /// Set once shutdown begins: readiness answers 503.
+    pub draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Result<Arc<Self>, String> {
+        crate::install_crypto();
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let metrics = Arc::new(Metrics::default());
+        let guardrails = Guardrails::new(&config.guardrails, &http, &metrics)?;
+        let keys = Keys::new(&config);
+        let Config {
+            deployments,
+            router,
+            server,
+            ..
+        } = config;
+        Ok(Arc::new(AppState {
+            keys,
+            router: ModelRouter::new(&deployments, router),
+            guardrails,
+            http,
+            metrics,
+            settings: server,
+            draining: AtomicBool::new(false),
+        }))
+    }
+}
+
+/// Per-request facts set by the outermost layer.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    pub call_id: HeaderValue,
+    pub started: Instant,
+}
+
+pub fn millis(d: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0))
+        .unwrap_or(HeaderValue::from_static("0"))
+}
+
+async fn call_context(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let call_id = req
+        .headers()
+        .get(&CALL_ID_HEADER)
+        .filter(|v| !v.is_empty() && v.len() <= 256 && v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown"))
+        });
+    req.extensions_mut().insert(CallContext {
+        call_id: call_id.clone(),
+        started,
+    });
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(CALL_ID_HEADER, call_id);
+    if !h.contains_key(&OVERHEAD_HEADER) {
+        h.insert(OVERHEAD_HEADER, millis(started.elapsed()));
+    }
+    response
+}
+
+/// The application: routes and layers (see the module doc for the order).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(crate::proxy::chat_completions))
+        .route("/chat/completions", post(crate::proxy::chat_completions))
+        .route("/v1/models", get(models))
+        .route("/models", get(models))
+        .route("/health/liveliness", get(liveness))
+        .route("/health/liveness", get(liveness))
+        .route("/health/readiness", get(readiness))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a request handler panicked");
+            Error::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(middleware::from_fn(call_context))
+}
+
+async fn not_found(req: Request) -> Response {
+    Error::NotFound(req.uri().path().to_owned()).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    Error::MethodNotAllowed(req.method().to_string(), req.uri().path().to_owned()).into_response()
+}
+
+async fn liveness() -> Response {
+    json_response(StatusCode::OK, json!("I'm alive!"))
+}
+
+async fn readiness(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "draining", "version": crate::VERSION}),
+        )
+    } else {
+        json_response(
+            StatusCode::OK,
+            json!({"status": "healthy", "version": crate::VERSION}),
+        )
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /v1/models`: the groups the caller's key may use, OpenAI's list format.
+async fn models(
+    State(state): State<Arc<AppState>>,
+    Extension(_ctx): Extension<CallContext>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match state.keys.authenticate(&headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let data: Vec<_> = state
+        .router
+        .groups()
+        .iter()
+        .filter(|g| caller.may_use(&g.name))
+        .map(|g| json!({"id": g.name, "object": "model", "created": 1677610602, "owned_by": "openai"}))
+        .collect();
+    json_response(StatusCode::OK, json!({"object": "list", "data": data}))
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// Accept connections until `shutdown` resolves, then drain: stop
+/// accepting, answer readiness with 503, and give in-flight requests and
+/// streams up to the grace period to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let app = router(state.clone());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let service = TowerToHyperService::new(app.clone());
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    state.draining.store(true, Ordering::Relaxed);
+    let grace = state.settings.shutdown_grace;
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: draining in-flight requests"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained; bye"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing the remaining connections"),
+    }
+    Ok(())
+}
+
+/// A gateway running on a background task (tests, the benchmark, the
+/// quickstart).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl Running {
+    /// Bind `addr` (port 0 for any) and serve `config` on it.
+    pub async fn start(config: Config, addr: &str) -> Result<Running, String> {
+        let state = AppState::new(config)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        Ok(Running {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Begin a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shut down gracefully and wait until done.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
