@@ -1,0 +1,878 @@
+//! The mock Aim Security API: `POST /fw/v1/analyze` and the websocket
+//! `GET /fw/v1/analyze/stream`, speaking the contract of `spec/aim.md`, plus
+//! the control API.
+//!
+//! Its only detector finds e-mail addresses, which is what the seed example
+//! (`"ishaan@berri.ai" detected as email`) needs. What it does on a detection
+//! is [`AimMode`]; it can also fail ([`AimFailure`]), be slow, block a stream
+//! on a marker, or drop a websocket mid-stream. Cato Networks AI Security
+//! speaks the same protocol with `x-cato-*` headers, so this mock serves both.
+//!
+//! Control API: `GET /__mock/requests` (analyze calls), `GET /__mock/streams`
+//! (websocket sessions), `GET|POST /__mock/options`, `POST /__mock/reset`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::{
+    Recorded, RequestLog, ServerHandle, find_emails, header_pairs, json_response, lock,
+    push_capped, spawn_server, to_json,
+};
+
+/// Largest analyze body the mock reads.
+const BODY_LIMIT: usize = 64 << 20;
+
+/// The answer when nothing is detected.
+const CLEAN_ANSWER: &str = r#"{"analysis_result":{"analysis_time_ms":1,"policy_drill_down":{},"last_message_entities":[],"session_entities":[]},"required_action":null,"redacted_chat":null}"#;
+
+/// How the mock Aim answers. Every field has a default, so `{}` is a valid
+/// options body on `POST /__mock/options`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AimOptions {
+    /// The bearer token callers must send; default `aim-mock-key`.
+    pub api_key: String,
+    /// What a detection leads to; default [`AimMode::Block`].
+    pub mode: AimMode,
+    /// A failure to inject instead of answering. Also applies to the
+    /// websocket: `Status` rejects the handshake, `Hang` never answers it,
+    /// `Garbage` answers every frame with `not json{`.
+    pub failure: Option<AimFailure>,
+    /// Delay before answering each HTTP analyze call, in milliseconds.
+    pub delay_ms: u64,
+    /// Websocket: a chunk whose delta content contains this marker is
+    /// answered with a `blocking_message`, whatever the mode.
+    pub stream_block_marker: Option<String>,
+    /// Websocket: after receiving this many chunk frames, close the TCP
+    /// connection abruptly without answering the last one.
+    pub ws_drop_after: Option<usize>,
+    /// Keep a record of each call and session; the benchmark turns it off.
+    pub record: bool,
+}
+
+impl Default for AimOptions {
+    fn default() -> Self {
+        Self {
+            api_key: "aim-mock-key".to_owned(),
+            mode: AimMode::Block,
+            failure: None,
+            delay_ms: 0,
+            stream_block_marker: None,
+            ws_drop_after: None,
+            record: true,
+        }
+    }
+}
+
+/// What the mock Aim does when it detects an e-mail address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AimMode {
+    /// `block_action`; on the websocket, a `blocking_message`.
+    Block,
+    /// `anonymize_action` with `redacted_chat`; on the websocket, the chunk
+    /// with the addresses replaced.
+    Anonymize,
+    /// `monitor_action`; the websocket passes chunks through.
+    Monitor,
+    /// Never detect anything.
+    Pass,
+    /// Always answer analyze calls 200 with exactly this JSON (after auth,
+    /// validation, failure and delay); the websocket passes chunks through.
+    Raw(Value),
+}
+
+/// A failure the mock Aim injects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AimFailure {
+    /// Answer with this status and body.
+    Status { status: u16, body: String },
+    /// Answer 200 with the body `not json{`.
+    Garbage,
+    /// Never answer.
+    Hang,
+}
+
+/// One websocket session the mock Aim accepted.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RecordedStream {
+    /// Handshake headers, names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// Text (or UTF-8 binary) frames received, in order.
+    pub frames: Vec<String>,
+    /// Frames sent, in order.
+    pub sent: Vec<String>,
+}
+
+impl RecordedStream {
+    /// The first value of a handshake header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running mock Aim. Dropping it (or [`MockAim::shutdown`]) stops the
+/// server and cuts its open connections and websocket sessions.
+pub struct MockAim {
+    shared: Arc<Shared>,
+    server: ServerHandle,
+}
+
+struct Shared {
+    options: RwLock<Arc<AimOptions>>,
+    log: RequestLog,
+    streams: Mutex<VecDeque<Arc<Mutex<RecordedStream>>>>,
+}
+
+impl Shared {
+    fn options(&self) -> Arc<AimOptions> {
+        super::read(&self.options).clone()
+    }
+
+    fn streams(&self) -> Vec<RecordedStream> {
+        let entries: Vec<_> = lock(&self.streams).iter().cloned().collect();
+        entries.iter().map(|s| lock(s).clone()).collect()
+    }
+
+    fn reset(&self) {
+        self.log.clear();
+        lock(&self.streams).clear();
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    /// Changes (closes) when the server stops; websocket sessions run on
+    /// their own tasks and watch it to end with the server.
+    closed: watch::Receiver<()>,
+}
+
+impl MockAim {
+    /// Starts a mock Aim on `127.0.0.1` and an ephemeral port.
+    ///
+    /// # Panics
+    /// If no local port can be bound, which only a broken test host causes.
+    pub async fn start(opts: AimOptions) -> MockAim {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        match Self::start_on(addr, opts).await {
+            Ok(mock) => mock,
+            Err(e) => panic!("mock aim: cannot bind {addr}: {e}"),
+        }
+    }
+
+    /// Starts a mock Aim on `addr`.
+    pub async fn start_on(addr: SocketAddr, opts: AimOptions) -> std::io::Result<MockAim> {
+        let shared = Arc::new(Shared {
+            options: RwLock::new(Arc::new(opts)),
+            log: RequestLog::default(),
+            streams: Mutex::new(VecDeque::new()),
+        });
+        let state = shared.clone();
+        let server = spawn_server(addr, |closed| {
+            router(AppState {
+                shared: state,
+                closed,
+            })
+        })
+        .await?;
+        Ok(MockAim { shared, server })
+    }
+
+    /// The address the mock listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The `api_base` a gateway config uses: `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// The analyze calls received (most recent [`super::RECORD_CAP`]),
+    /// rejected ones included, with the answers.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.log.snapshot()
+    }
+
+    /// The websocket sessions accepted (most recent [`super::RECORD_CAP`]),
+    /// as far as they have got.
+    pub fn streams(&self) -> Vec<RecordedStream> {
+        self.shared.streams()
+    }
+
+    /// The options in effect.
+    pub fn options(&self) -> AimOptions {
+        (*self.shared.options()).clone()
+    }
+
+    /// Replaces the options. Calls already being answered, and websocket
+    /// sessions already open, keep theirs.
+    pub fn set_options(&self, opts: AimOptions) {
+        *super::write(&self.shared.options) = Arc::new(opts);
+    }
+
+    /// Clears the records.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Stops the server and cuts its open connections.
+    pub fn shutdown(self) {}
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/fw/v1/analyze", post(analyze))
+        .route("/fw/v1/analyze/stream", get(analyze_stream))
+        .route("/__mock/requests", get(control_requests))
+        .route("/__mock/streams", get(control_streams))
+        .route(
+            "/__mock/options",
+            get(control_get_options).post(control_set_options),
+        )
+        .route("/__mock/reset", post(control_reset))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    json_response(StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#)
+}
+
+async fn control_requests(State(st): State<AppState>) -> Response {
+    json_response(StatusCode::OK, to_json(&st.shared.log.snapshot()))
+}
+
+async fn control_streams(State(st): State<AppState>) -> Response {
+    json_response(StatusCode::OK, to_json(&st.shared.streams()))
+}
+
+async fn control_get_options(State(st): State<AppState>) -> Response {
+    json_response(StatusCode::OK, to_json(&*st.shared.options()))
+}
+
+async fn control_set_options(State(st): State<AppState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<AimOptions>(&body) {
+        Ok(opts) => {
+            let echo = to_json(&opts);
+            *super::write(&st.shared.options) = Arc::new(opts);
+            json_response(StatusCode::OK, echo)
+        }
+        Err(e) => json_response(
+            StatusCode::BAD_REQUEST,
+            to_json(&serde_json::json!({ "detail": format!("invalid options: {e}") })),
+        ),
+    }
+}
+
+async fn control_reset(State(st): State<AppState>) -> Response {
+    st.shared.reset();
+    json_response(StatusCode::OK, "{}")
+}
+
+// ---- auth and validation ----
+
+/// Aim's answers to a missing or wrong bearer token.
+fn check_auth(headers: &HeaderMap, api_key: &str) -> Result<(), &'static str> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(r#"{"detail":"Authorization header is required"}"#);
+    };
+    let token = value.to_str().ok().and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    });
+    match token {
+        Some(token) if token == api_key => Ok(()),
+        _ => Err(r#"{"detail":"Invalid API token"}"#),
+    }
+}
+
+/// The only body shape Aim accepts.
+#[derive(Deserialize)]
+struct AnalyzeRequest {
+    messages: Vec<AimMessage>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct AimMessage {
+    role: Role,
+    content: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One entry of FastAPI's 422 `detail`.
+#[derive(Serialize)]
+struct ValidationError {
+    loc: Vec<Loc>,
+    msg: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Loc {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// Parses an analyze body, or lists every problem the way FastAPI (pydantic
+/// 2) does.
+fn parse_analyze(body: &[u8]) -> Result<Vec<AimMessage>, Vec<ValidationError>> {
+    if let Ok(req) = serde_json::from_slice::<AnalyzeRequest>(body) {
+        return Ok(req.messages);
+    }
+    // The slow path only runs for bad bodies: find out what is wrong.
+    let err = |loc: Vec<Loc>, msg, kind| ValidationError { loc, msg, kind };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(vec![err(
+            vec![Loc::Key("body")],
+            "Field required",
+            "missing",
+        )]);
+    }
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let at = byte_offset(body, e.line(), e.column());
+            return Err(vec![err(
+                vec![Loc::Key("body"), Loc::Index(at)],
+                "JSON decode error",
+                "json_invalid",
+            )]);
+        }
+    };
+    let not_object = "Input should be a valid dictionary or object to extract fields from";
+    let Some(obj) = value.as_object() else {
+        return Err(vec![err(
+            vec![Loc::Key("body")],
+            not_object,
+            "model_attributes_type",
+        )]);
+    };
+    let Some(messages) = obj.get("messages") else {
+        return Err(vec![err(
+            vec![Loc::Key("body"), Loc::Key("messages")],
+            "Field required",
+            "missing",
+        )]);
+    };
+    let Some(messages) = messages.as_array() else {
+        return Err(vec![err(
+            vec![Loc::Key("body"), Loc::Key("messages")],
+            "Input should be a valid list",
+            "list_type",
+        )]);
+    };
+    let mut errors = Vec::new();
+    let loc = |i: usize, field: Option<&'static str>| {
+        let mut loc = vec![Loc::Key("body"), Loc::Key("messages"), Loc::Index(i)];
+        loc.extend(field.map(Loc::Key));
+        loc
+    };
+    for (i, m) in messages.iter().enumerate() {
+        let Some(m) = m.as_object() else {
+            errors.push(err(loc(i, None), not_object, "model_attributes_type"));
+            continue;
+        };
+        match m.get("role") {
+            None => errors.push(err(loc(i, Some("role")), "Field required", "missing")),
+            Some(Value::String(r)) if matches!(r.as_str(), "system" | "user" | "assistant") => {}
+            Some(_) => errors.push(err(
+                loc(i, Some("role")),
+                "Input should be 'system', 'user' or 'assistant'",
+                "literal_error",
+            )),
+        }
+        match m.get("content") {
+            None => errors.push(err(loc(i, Some("content")), "Field required", "missing")),
+            Some(Value::String(_)) => {}
+            Some(_) => errors.push(err(
+                loc(i, Some("content")),
+                "Input should be a valid string",
+                "string_type",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // Valid after all (a duplicate key, say, which serde rejects and pydantic
+    // takes the last of).
+    serde_json::from_value::<AnalyzeRequest>(value)
+        .map(|r| r.messages)
+        .map_err(|_| {
+            vec![err(
+                vec![Loc::Key("body")],
+                not_object,
+                "model_attributes_type",
+            )]
+        })
+}
+
+/// The byte offset of a 1-based line and column, as pydantic reports it.
+fn byte_offset(body: &[u8], line: usize, column: usize) -> usize {
+    let line_start: usize = body
+        .split(|&b| b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum();
+    (line_start + column.saturating_sub(1)).min(body.len())
+}
+
+// ---- detection and answers ----
+
+#[derive(Serialize)]
+struct AnalyzeAnswer<'a> {
+    analysis_result: AnalysisResult<'a>,
+    required_action: RequiredAction<'a>,
+    redacted_chat: Option<RedactedChat<'a>>,
+}
+
+#[derive(Serialize)]
+struct AnalysisResult<'a> {
+    analysis_time_ms: u64,
+    policy_drill_down: PolicyDrillDown<'a>,
+    last_message_entities: [(); 0],
+    session_entities: [(); 0],
+}
+
+#[derive(Serialize)]
+struct PolicyDrillDown<'a> {
+    #[serde(rename = "PII")]
+    pii: Detections<'a>,
+}
+
+#[derive(Serialize)]
+struct Detections<'a> {
+    detections: [Detection<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Detection<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct RequiredAction<'a> {
+    action_type: &'static str,
+    policy_name: &'static str,
+    detection_message: &'a str,
+}
+
+#[derive(Serialize)]
+struct RedactedChat<'a> {
+    all_redacted_messages: &'a [AimMessage],
+    redacted_new_message: Option<&'a AimMessage>,
+}
+
+fn detection_message(address: &str) -> String {
+    format!("\"{address}\" detected as email")
+}
+
+/// Numbers distinct addresses `[EMAIL_1]`, `[EMAIL_2]`, ... in order of first
+/// appearance.
+#[derive(Default)]
+struct Redactor {
+    seen: Vec<String>,
+}
+
+impl Redactor {
+    /// `text` with every address replaced, or `None` when it has none.
+    fn redact(&mut self, text: &str) -> Option<String> {
+        let found = find_emails(text);
+        if found.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for range in found {
+            out.push_str(&text[last..range.start]);
+            let address = &text[range.clone()];
+            let n = match self.seen.iter().position(|s| s == address) {
+                Some(i) => i + 1,
+                None => {
+                    self.seen.push(address.to_owned());
+                    self.seen.len()
+                }
+            };
+            out.push_str(&format!("[EMAIL_{n}]"));
+            last = range.end;
+        }
+        out.push_str(&text[last..]);
+        Some(out)
+    }
+}
+
+/// The body of the 200 answer to a valid analyze call.
+fn answer(opts: &AimOptions, headers: &HeaderMap, mut messages: Vec<AimMessage>) -> Vec<u8> {
+    let mode = &opts.mode;
+    match mode {
+        AimMode::Raw(raw) => return to_json(raw),
+        AimMode::Pass => return CLEAN_ANSWER.into(),
+        _ => {}
+    }
+    let hook = headers
+        .get("x-aim-litellm-hook")
+        .or_else(|| headers.get("x-cato-litellm-hook"))
+        .and_then(|h| h.to_str().ok());
+    // Output checks look at the model's answer only; input checks at all.
+    let scanned = match hook {
+        Some("output") => messages.len().saturating_sub(1)..messages.len(),
+        _ => 0..messages.len(),
+    };
+    let first = messages[scanned.clone()].iter().find_map(|m| {
+        find_emails(&m.content)
+            .first()
+            .map(|r| m.content[r.clone()].to_owned())
+    });
+    let Some(address) = first else {
+        return CLEAN_ANSWER.into();
+    };
+    let message = detection_message(&address);
+    let action_type = match mode {
+        AimMode::Block => "block_action",
+        AimMode::Monitor => "monitor_action",
+        _ => "anonymize_action",
+    };
+    if *mode == AimMode::Anonymize {
+        let mut redactor = Redactor::default();
+        for m in &mut messages[scanned] {
+            if let Some(redacted) = redactor.redact(&m.content) {
+                m.content = redacted;
+            }
+        }
+    }
+    let result = AnalyzeAnswer {
+        analysis_result: AnalysisResult {
+            analysis_time_ms: 1,
+            policy_drill_down: PolicyDrillDown {
+                pii: Detections {
+                    detections: [Detection { message: &message }],
+                },
+            },
+            last_message_entities: [],
+            session_entities: [],
+        },
+        required_action: RequiredAction {
+            action_type,
+            policy_name: "PII",
+            detection_message: &message,
+        },
+        redacted_chat: (*mode == AimMode::Anonymize).then(|| RedactedChat {
+            all_redacted_messages: &messages,
+            redacted_new_message: messages.last(),
+        }),
+    };
+    to_json(&result)
+}
+
+async fn analyze(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let opts = st.shared.options();
+    let entry = opts.record.then(|| {
+        st.shared
+            .log
+            .push(&method, uri.path(), &headers, body.clone())
+    });
+    let (status, answer) = analyze_answer(&opts, &headers, &body).await;
+    if let Some(entry) = entry {
+        entry.append(&answer);
+    }
+    json_response(status, answer)
+}
+
+async fn analyze_answer(
+    opts: &AimOptions,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (StatusCode, Vec<u8>) {
+    if let Err(detail) = check_auth(headers, &opts.api_key) {
+        return (StatusCode::UNAUTHORIZED, detail.into());
+    }
+    let messages = match parse_analyze(body) {
+        Ok(messages) => messages,
+        Err(detail) => {
+            #[derive(Serialize)]
+            struct Unprocessable {
+                detail: Vec<ValidationError>,
+            }
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                to_json(&Unprocessable { detail }),
+            );
+        }
+    };
+    match &opts.failure {
+        None => {}
+        Some(AimFailure::Status { status, body }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, body.clone().into_bytes());
+        }
+        Some(AimFailure::Garbage) => return (StatusCode::OK, b"not json{".to_vec()),
+        Some(AimFailure::Hang) => std::future::pending().await,
+    }
+    if opts.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(opts.delay_ms)).await;
+    }
+    (StatusCode::OK, answer(opts, headers, messages))
+}
+
+// ---- websocket ----
+
+async fn analyze_stream(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let opts = st.shared.options();
+    if let Err(detail) = check_auth(&headers, &opts.api_key) {
+        return json_response(StatusCode::UNAUTHORIZED, detail);
+    }
+    match &opts.failure {
+        Some(AimFailure::Status { status, body }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return json_response(status, body.clone());
+        }
+        Some(AimFailure::Hang) => std::future::pending().await,
+        Some(AimFailure::Garbage) | None => {}
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let record = opts.record.then(|| {
+        let rec = Arc::new(Mutex::new(RecordedStream {
+            headers: header_pairs(&headers),
+            ..RecordedStream::default()
+        }));
+        push_capped(&st.shared.streams, rec.clone());
+        rec
+    });
+    let closed = st.closed.clone();
+    ws.on_upgrade(move |socket| {
+        let session = Session {
+            socket,
+            opts,
+            record,
+            redactor: Redactor::default(),
+            chunks: 0,
+        };
+        session.run(closed)
+    })
+}
+
+/// What to do with one received frame.
+enum Reply {
+    /// Send this and keep reading.
+    Send(String),
+    /// Send this, then close normally.
+    SendAndClose(String),
+    /// Cut the connection without a word.
+    Drop,
+    /// Close with an error code and reason.
+    Error(&'static str),
+}
+
+struct Session {
+    socket: WebSocket,
+    opts: Arc<AimOptions>,
+    record: Option<Arc<Mutex<RecordedStream>>>,
+    redactor: Redactor,
+    /// Chunk frames received so far, for `ws_drop_after`.
+    chunks: usize,
+}
+
+/// Close code for "invalid frame payload data" (RFC 6455, 7.4.1).
+const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+const CLOSE_NORMAL: u16 = 1000;
+
+impl Session {
+    async fn run(mut self, mut closed: watch::Receiver<()>) {
+        loop {
+            let msg = tokio::select! {
+                msg = self.socket.recv() => msg,
+                _ = closed.changed() => return,
+            };
+            let text = match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
+                Some(Ok(Message::Binary(b))) => match String::from_utf8(b.into()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        self.close(CLOSE_INVALID_PAYLOAD, "frame is not UTF-8", &mut closed)
+                            .await;
+                        return;
+                    }
+                },
+            };
+            if let Some(rec) = &self.record {
+                lock(rec).frames.push(text.clone());
+            }
+            match self.reply(&text) {
+                Reply::Send(out) => {
+                    if !self.send(out).await {
+                        return;
+                    }
+                }
+                Reply::SendAndClose(out) => {
+                    if self.send(out).await {
+                        self.close(CLOSE_NORMAL, "", &mut closed).await;
+                    }
+                    return;
+                }
+                // Dropping the socket closes the TCP connection without a
+                // close frame.
+                Reply::Drop => return,
+                Reply::Error(reason) => {
+                    self.close(CLOSE_INVALID_PAYLOAD, reason, &mut closed).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn reply(&mut self, text: &str) -> Reply {
+        let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
+            return Reply::Error("frame is not a JSON object");
+        };
+        if frame.get("done") == Some(&Value::Bool(true)) {
+            return match self.opts.failure {
+                Some(AimFailure::Garbage) => Reply::Send("not json{".to_owned()),
+                _ => Reply::SendAndClose(r#"{"done": true}"#.to_owned()),
+            };
+        }
+        self.chunks += 1;
+        if self.opts.ws_drop_after.is_some_and(|k| self.chunks >= k) {
+            return Reply::Drop;
+        }
+        if self.opts.failure == Some(AimFailure::Garbage) {
+            return Reply::Send("not json{".to_owned());
+        }
+        let mut frame = Value::Object(frame);
+        let contents = || {
+            frame["choices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["delta"]["content"].as_str())
+        };
+        if let Some(marker) = self.opts.stream_block_marker.as_deref()
+            && contents().any(|c| c.contains(marker))
+        {
+            return blocking(&format!("Stream blocked: found \"{marker}\""));
+        }
+        match self.opts.mode {
+            AimMode::Block => {
+                let found = contents().find_map(|c| {
+                    find_emails(c)
+                        .first()
+                        .map(|r| detection_message(&c[r.clone()]))
+                });
+                if let Some(message) = found {
+                    return blocking(&message);
+                }
+            }
+            AimMode::Anonymize => {
+                let mut changed = false;
+                if let Some(choices) = frame.get_mut("choices").and_then(Value::as_array_mut) {
+                    for choice in choices {
+                        let Some(content) = choice.pointer_mut("/delta/content") else {
+                            continue;
+                        };
+                        let redacted = content.as_str().and_then(|c| self.redactor.redact(c));
+                        if let Some(redacted) = redacted {
+                            *content = Value::String(redacted);
+                            changed = true;
+                        }
+                    }
+                }
+                if changed {
+                    return Reply::Send(to_string(&serde_json::json!({ "verified_chunk": frame })));
+                }
+            }
+            AimMode::Monitor | AimMode::Pass | AimMode::Raw(_) => {}
+        }
+        // The chunk exactly as received.
+        Reply::Send(format!(r#"{{"verified_chunk":{}}}"#, text.trim()))
+    }
+
+    /// Sends a text frame and records it; false when the peer is gone.
+    async fn send(&mut self, text: String) -> bool {
+        if let Some(rec) = &self.record {
+            lock(rec).sent.push(text.clone());
+        }
+        self.socket.send(Message::Text(text.into())).await.is_ok()
+    }
+
+    /// Sends a close frame and waits (briefly) for the peer's, so the close
+    /// handshake completes instead of looking like a dropped connection.
+    async fn close(&mut self, code: u16, reason: &'static str, closed: &mut watch::Receiver<()>) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        if self.socket.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        let drain = async {
+            while let Some(Ok(msg)) = self.socket.recv().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(2), drain) => {}
+            _ = closed.changed() => {}
+        }
+    }
+}
+
+fn blocking(message: &str) -> Reply {
+    #[derive(Serialize)]
+    struct Blocking<'a> {
+        blocking_message: &'a str,
+    }
+    Reply::SendAndClose(to_string(&Blocking {
+        blocking_message: message,
+    }))
+}
+
+fn to_string<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
