@@ -24,7 +24,8 @@ mod tempfile_lite {
     pub struct File(pub PathBuf);
     impl File {
         pub fn new(content: &str) -> Self {
-            let path = std::env::temp_dir().join(format!("gateway-test-{}.yaml", uuid::Uuid::new_v4()));
+            let path =
+                std::env::temp_dir().join(format!("gateway-test-{}.yaml", uuid::Uuid::new_v4()));
             std::fs::write(&path, content).unwrap();
             File(path)
         }
@@ -37,7 +38,11 @@ mod tempfile_lite {
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
@@ -50,15 +55,31 @@ fn check_prints_a_summary() {
     let f = config_file(
         "model_list:\n  - model_name: gpt-3.5-turbo\n    litellm_params:\n      model: openai/gpt-3.5-turbo\n      api_key: os.environ/TEST_OPENAI_KEY\nguardrails:\n  - guardrail_name: aim-protected-app\n    litellm_params:\n      guardrail: aim\n      mode: [pre_call, post_call]\n      api_key: k\nvirtual_keys:\n  - key: sk-a\n    key_alias: alice\n",
     );
-    let (code, out, err) = run(gateway().arg("--check").arg("--config").arg(&f.0).env("TEST_OPENAI_KEY", "sk-x"));
+    let (code, out, err) = run(gateway()
+        .arg("--check")
+        .arg("--config")
+        .arg(&f.0)
+        .env("TEST_OPENAI_KEY", "sk-x"));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("gpt-3.5-turbo -> openai/gpt-3.5-turbo"), "{out}");
-    assert!(out.contains("aim-protected-app (aim, [pre_call, post_call])"), "{out}");
+    assert!(
+        out.contains("gpt-3.5-turbo -> openai/gpt-3.5-turbo"),
+        "{out}"
+    );
+    assert!(
+        out.contains("aim-protected-app (aim, [pre_call, post_call])"),
+        "{out}"
+    );
     assert!(out.contains("alice"), "{out}");
-    assert!(!out.contains("sk-x") && !out.contains("sk-a"), "no secret in the summary");
+    assert!(
+        !out.contains("sk-x") && !out.contains("sk-a"),
+        "no secret in the summary"
+    );
 
     // GATEWAY_CONFIG works as --config.
-    let (code, _, _) = run(gateway().arg("--check").env("GATEWAY_CONFIG", &f.0).env("TEST_OPENAI_KEY", "sk-x"));
+    let (code, _, _) = run(gateway()
+        .arg("--check")
+        .env("GATEWAY_CONFIG", &f.0)
+        .env("TEST_OPENAI_KEY", "sk-x"));
     assert_eq!(code, 0);
 }
 
@@ -92,7 +113,10 @@ fn unknown_keys_are_warnings_and_the_config_still_loads() {
         "litellm_settings.success_callback",
         "general_settings.database_url",
     ] {
-        assert!(err.contains(&format!("warning: {path}: unknown or unsupported key")), "{path} in {err}");
+        assert!(
+            err.contains(&format!("warning: {path}: unknown or unsupported key")),
+            "{path} in {err}"
+        );
     }
 }
 
@@ -106,16 +130,33 @@ fn version_and_missing_config() {
     assert!(err.contains("--config"), "{err}");
     let (code, _, err) = run(gateway().args(["--check", "--config", "/nonexistent/config.yaml"]));
     assert_eq!(code, 1);
-    assert!(err.contains("cannot read /nonexistent/config.yaml"), "{err}");
+    assert!(
+        err.contains("cannot read /nonexistent/config.yaml"),
+        "{err}"
+    );
 }
 
 #[cfg(unix)]
 #[test]
 fn sigterm_shuts_the_process_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let f = config_file("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n      mock_response: hi\n");
-    let mut child = gateway()
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log-format", "json", "--config"])
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = config_file(
+        "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n      mock_response: hi\n",
+    );
+    let child = gateway()
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--log-format",
+            "json",
+            "--config",
+        ])
         .arg(&f.0)
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -124,19 +165,24 @@ fn sigterm_shuts_the_process_down() {
     let mut up = false;
     for _ in 0..200 {
         if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            let _ = s.write_all(b"GET /health/liveliness HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let _ = s.write_all(
+                b"GET /health/liveliness HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            );
             up = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(up, "the gateway did not start listening");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     let log = String::from_utf8_lossy(&output.stderr);
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(v.get("level").is_some(), "{line}");
     }
     assert!(log.contains("shutdown signal received"), "{log}");

@@ -49,11 +49,20 @@ const PRE_POST: &str = "      mode: [pre_call, post_call]\n";
 
 #[tokio::test]
 async fn seed_example_is_blocked_byte_for_byte_before_the_upstream() {
-    let s = setup(UpstreamOptions::default(), AimOptions::default(), PRE_POST, "").await;
+    let s = setup(
+        UpstreamOptions::default(),
+        AimOptions::default(),
+        PRE_POST,
+        "",
+    )
+    .await;
     let resp = chat(&s.gw, &seed("hi my email is ishaan@berri.ai")).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(header(&resp, "content-type"), Some("application/json"));
-    assert_eq!(header(&resp, "x-litellm-applied-guardrails"), Some("aim-protected-app"));
+    assert_eq!(
+        header(&resp, "x-litellm-applied-guardrails"),
+        Some("aim-protected-app")
+    );
     let call_id = header(&resp, "x-litellm-call-id").unwrap().to_owned();
     assert_eq!(resp.text().await.unwrap(), SEED_BLOCK);
     assert_eq!(s.up.request_count(), 0, "the upstream is never called");
@@ -77,7 +86,13 @@ async fn seed_example_is_blocked_byte_for_byte_before_the_upstream() {
 
 #[tokio::test]
 async fn seed_permitted_request_forwards_the_user_email() {
-    let s = setup(UpstreamOptions::default(), AimOptions::default(), PRE_POST, "").await;
+    let s = setup(
+        UpstreamOptions::default(),
+        AimOptions::default(),
+        PRE_POST,
+        "",
+    )
+    .await;
     let resp = client()
         .post(format!("{}/v1/chat/completions", s.gw.url()))
         .header("x-aim-user-email", "ishaan@berri.ai")
@@ -87,13 +102,22 @@ async fn seed_permitted_request_forwards_the_user_email() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(header(&resp, "x-litellm-applied-guardrails"), Some("aim-protected-app"));
+    assert_eq!(
+        header(&resp, "x-litellm-applied-guardrails"),
+        Some("aim-protected-app")
+    );
     assert_eq!(header(&resp, "x-litellm-call-id"), Some("call-123"));
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], "hi what is the weather");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "hi what is the weather"
+    );
 
     let calls = s.aim.requests();
-    let hooks: Vec<_> = calls.iter().map(|c| c.header("x-aim-litellm-hook").unwrap()).collect();
+    let hooks: Vec<_> = calls
+        .iter()
+        .map(|c| c.header("x-aim-litellm-hook").unwrap())
+        .collect();
     assert_eq!(hooks, ["pre_call", "output"]);
     for c in &calls {
         assert_eq!(c.header("x-aim-user-email"), Some("ishaan@berri.ai"));
@@ -115,7 +139,13 @@ async fn seed_permitted_request_forwards_the_user_email() {
 #[tokio::test]
 async fn virtual_key_alias_is_sent_never_the_key() {
     let keys = "virtual_keys:\n  - key: sk-alice-secret\n    key_alias: alice-app\n    guardrails: [aim-protected-app]\n  - key: sk-noalias\n";
-    let s = setup(UpstreamOptions::default(), AimOptions::default(), "      mode: pre_call\n", keys).await;
+    let s = setup(
+        UpstreamOptions::default(),
+        AimOptions::default(),
+        "      mode: pre_call\n",
+        keys,
+    )
+    .await;
     // The key's guardrails run without the request naming them.
     let resp = client()
         .post(format!("{}/v1/chat/completions", s.gw.url()))
@@ -135,7 +165,10 @@ async fn virtual_key_alias_is_sent_never_the_key() {
     assert_eq!(resp.status(), 200);
     let calls = s.aim.requests();
     assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0].header("x-aim-gateway-key-alias"), Some("alice-app"));
+    assert_eq!(
+        calls[0].header("x-aim-gateway-key-alias"),
+        Some("alice-app")
+    );
     assert_eq!(calls[1].header("x-aim-gateway-key-alias"), None);
     for c in &calls {
         for (name, value) in &c.headers {
@@ -147,7 +180,13 @@ async fn virtual_key_alias_is_sent_never_the_key() {
 
 #[tokio::test]
 async fn messages_are_flattened_as_aim_md_shows() {
-    let s = setup(UpstreamOptions::default(), AimOptions::default(), "      mode: pre_call\n", "").await;
+    let s = setup(
+        UpstreamOptions::default(),
+        AimOptions::default(),
+        "      mode: pre_call\n",
+        "",
+    )
+    .await;
     let body = json!({
         "model": "gpt-3.5-turbo",
         "guardrails": ["aim-protected-app"],
@@ -166,20 +205,36 @@ async fn messages_are_flattened_as_aim_md_shows() {
 
 #[tokio::test]
 async fn verdict_table_for_input_checks() {
-    let s = setup(UpstreamOptions::default(), AimOptions::default(), "      mode: pre_call\n", "").await;
+    let s = setup(
+        UpstreamOptions::default(),
+        AimOptions::default(),
+        "      mode: pre_call\n",
+        "",
+    )
+    .await;
     let email = seed("mail me at a.b@example.com");
 
-    s.aim.set_options(AimOptions { mode: AimMode::Monitor, ..Default::default() });
+    s.aim.set_options(AimOptions {
+        mode: AimMode::Monitor,
+        ..Default::default()
+    });
     assert_eq!(chat(&s.gw, &email).await.status(), 200, "monitor passes");
 
-    s.aim.set_options(AimOptions { mode: AimMode::Pass, ..Default::default() });
+    s.aim.set_options(AimOptions {
+        mode: AimMode::Pass,
+        ..Default::default()
+    });
     assert_eq!(chat(&s.gw, &email).await.status(), 200, "no action passes");
 
     s.aim.set_options(AimOptions {
         mode: AimMode::Raw(json!({"required_action": {"action_type": "something_new"}})),
         ..Default::default()
     });
-    assert_eq!(chat(&s.gw, &email).await.status(), 200, "unknown action passes");
+    assert_eq!(
+        chat(&s.gw, &email).await.status(),
+        200,
+        "unknown action passes"
+    );
     assert_eq!(s.up.request_count(), 3);
 
     // A block without policy_drill_down is still a block.
@@ -195,14 +250,24 @@ async fn verdict_table_for_input_checks() {
     );
 
     // Anonymize rewrites what the upstream receives.
-    s.aim.set_options(AimOptions { mode: AimMode::Anonymize, ..Default::default() });
+    s.aim.set_options(AimOptions {
+        mode: AimMode::Anonymize,
+        ..Default::default()
+    });
     assert_eq!(chat(&s.gw, &email).await.status(), 200);
     let sent = s.up.requests().last().unwrap().json();
-    assert_eq!(sent["messages"], json!([{"role": "user", "content": "mail me at [EMAIL_1]"}]));
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": "mail me at [EMAIL_1]"}])
+    );
     assert_eq!(s.up.request_count(), 4);
 
     // A malformed redaction is a 400 and nothing goes upstream.
-    for redacted in [json!(null), json!({"all_redacted_messages": []}), json!({"all_redacted_messages": [{"role": "user", "content": null}]})] {
+    for redacted in [
+        json!(null),
+        json!({"all_redacted_messages": []}),
+        json!({"all_redacted_messages": [{"role": "user", "content": null}]}),
+    ] {
         s.aim.set_options(AimOptions {
             mode: AimMode::Raw(json!({"required_action": {"action_type": "anonymize_action"}, "redacted_chat": redacted})),
             ..Default::default()
@@ -219,17 +284,26 @@ async fn verdict_table_for_input_checks() {
 async fn during_call_blocks_even_when_aim_answers_after_the_upstream() {
     let s = setup(
         UpstreamOptions::default(),
-        AimOptions { delay_ms: 300, ..Default::default() },
+        AimOptions {
+            delay_ms: 300,
+            ..Default::default()
+        },
         "      mode: during_call\n",
         "",
     )
     .await;
     let resp = chat(&s.gw, &seed("hi my email is ishaan@berri.ai")).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(header(&resp, "x-litellm-applied-guardrails"), Some("aim-protected-app"));
+    assert_eq!(
+        header(&resp, "x-litellm-applied-guardrails"),
+        Some("aim-protected-app")
+    );
     assert_eq!(resp.text().await.unwrap(), SEED_BLOCK);
     assert_eq!(s.up.request_count(), 1, "the upstream call started at once");
-    assert_eq!(s.aim.requests()[0].header("x-aim-litellm-hook"), Some("moderation"));
+    assert_eq!(
+        s.aim.requests()[0].header("x-aim-litellm-hook"),
+        Some("moderation")
+    );
 
     // Streaming: a block is still the ordinary JSON 400.
     let resp = chat(&s.gw, &streaming(seed("hi my email is ishaan@berri.ai"))).await;
@@ -240,8 +314,14 @@ async fn during_call_blocks_even_when_aim_answers_after_the_upstream() {
 #[tokio::test]
 async fn during_call_runs_concurrently_with_the_upstream() {
     let s = setup(
-        UpstreamOptions { latency_ms: 400, ..Default::default() },
-        AimOptions { delay_ms: 400, ..Default::default() },
+        UpstreamOptions {
+            latency_ms: 400,
+            ..Default::default()
+        },
+        AimOptions {
+            delay_ms: 400,
+            ..Default::default()
+        },
         "      mode: during_call\n",
         "",
     )
@@ -251,7 +331,10 @@ async fn during_call_runs_concurrently_with_the_upstream() {
     let took = started.elapsed();
     assert_eq!(resp.status(), 200);
     assert!(took >= Duration::from_millis(400));
-    assert!(took < Duration::from_millis(750), "not concurrent: {took:?}");
+    assert!(
+        took < Duration::from_millis(750),
+        "not concurrent: {took:?}"
+    );
 
     // A stream's first byte waits for the check.
     s.up.set_options(UpstreamOptions::default());
@@ -265,7 +348,10 @@ async fn during_call_runs_concurrently_with_the_upstream() {
 #[tokio::test]
 async fn post_call_checks_every_choice() {
     let s = setup(
-        UpstreamOptions { reply: Some("contact ishaan@berri.ai".into()), ..Default::default() },
+        UpstreamOptions {
+            reply: Some("contact ishaan@berri.ai".into()),
+            ..Default::default()
+        },
         AimOptions::default(),
         "      mode: post_call\n",
         "",
@@ -286,14 +372,20 @@ async fn post_call_checks_every_choice() {
         );
     }
 
-    s.aim.set_options(AimOptions { mode: AimMode::Anonymize, ..Default::default() });
+    s.aim.set_options(AimOptions {
+        mode: AimMode::Anonymize,
+        ..Default::default()
+    });
     let resp = chat(&s.gw, &body).await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     for i in 0..2 {
         assert_eq!(v["choices"][i]["message"]["content"], "contact [EMAIL_1]");
     }
-    assert_eq!(v["usage"], s.up.requests().last().unwrap().response_json()["usage"]);
+    assert_eq!(
+        v["usage"],
+        s.up.requests().last().unwrap().response_json()["usage"]
+    );
 
     // A redaction whose last entry is not the assistant's leaks nothing.
     s.aim.set_options(AimOptions {
@@ -311,7 +403,10 @@ async fn post_call_checks_every_choice() {
 #[tokio::test]
 async fn streaming_output_goes_through_the_websocket() {
     let s = setup(
-        UpstreamOptions { chunks: 3, ..Default::default() },
+        UpstreamOptions {
+            chunks: 3,
+            ..Default::default()
+        },
         AimOptions::default(),
         "      mode: post_call\n",
         "",
@@ -325,7 +420,10 @@ async fn streaming_output_goes_through_the_websocket() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(header(&resp, "x-litellm-applied-guardrails"), Some("aim-protected-app"));
+    assert_eq!(
+        header(&resp, "x-litellm-applied-guardrails"),
+        Some("aim-protected-app")
+    );
     let call_id = header(&resp, "x-litellm-call-id").unwrap().to_owned();
     let got = sse_data(&resp.text().await.unwrap());
 
@@ -346,16 +444,27 @@ async fn streaming_output_goes_through_the_websocket() {
     for (sent, chunk) in ws.frames.iter().zip(&upstream_chunks) {
         assert_eq!(sent, *chunk, "each upstream chunk as one text frame");
     }
-    assert_eq!(serde_json::from_str::<Value>(ws.frames.last().unwrap()).unwrap(), json!({"done": true}));
+    assert_eq!(
+        serde_json::from_str::<Value>(ws.frames.last().unwrap()).unwrap(),
+        json!({"done": true})
+    );
 
     // Only verified chunks reach the client, then [DONE].
     assert_eq!(got.last().map(String::as_str), Some("[DONE]"));
     let verified: Vec<Value> = ws
         .sent
         .iter()
-        .filter_map(|f| serde_json::from_str::<Value>(f).ok()?.get("verified_chunk").cloned())
+        .filter_map(|f| {
+            serde_json::from_str::<Value>(f)
+                .ok()?
+                .get("verified_chunk")
+                .cloned()
+        })
         .collect();
-    let client_chunks: Vec<Value> = got[..got.len() - 1].iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    let client_chunks: Vec<Value> = got[..got.len() - 1]
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
     assert_eq!(client_chunks, verified);
 }
 
@@ -368,7 +477,10 @@ async fn a_stream_blocked_after_its_first_verified_chunk() {
             chunk_interval_ms: 100,
             ..Default::default()
         },
-        AimOptions { stream_block_marker: Some("BLOCKME".into()), ..Default::default() },
+        AimOptions {
+            stream_block_marker: Some("BLOCKME".into()),
+            ..Default::default()
+        },
         "      mode: post_call\n",
         "",
     )
@@ -382,15 +494,30 @@ async fn a_stream_blocked_after_its_first_verified_chunk() {
     let err: Value = serde_json::from_str(&got[2]).unwrap();
     assert_eq!(err["error"]["type"], "invalid_request_error");
     assert_eq!(err["error"]["code"], "400");
-    assert!(err["error"]["message"].as_str().unwrap().contains("BLOCKME"));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("BLOCKME")
+    );
     assert!(!got.iter().any(|f| f == "[DONE]"));
-    eventually("the upstream stream is dropped", || s.up.cancelled_streams() == 1).await;
+    eventually("the upstream stream is dropped", || {
+        s.up.cancelled_streams() == 1
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn an_aim_that_drops_the_socket_fails_the_stream() {
-    let opts = || UpstreamOptions { chunks: 4, ..Default::default() };
-    let aim = || AimOptions { ws_drop_after: Some(2), mode: AimMode::Pass, ..Default::default() };
+    let opts = || UpstreamOptions {
+        chunks: 4,
+        ..Default::default()
+    };
+    let aim = || AimOptions {
+        ws_drop_after: Some(2),
+        mode: AimMode::Pass,
+        ..Default::default()
+    };
     let s = setup(opts(), aim(), "      mode: post_call\n", "").await;
     let resp = chat(&s.gw, &streaming(seed("one two three four"))).await;
     assert_eq!(resp.status(), 200);
@@ -400,14 +527,24 @@ async fn an_aim_that_drops_the_socket_fails_the_stream() {
     assert!(!got.iter().any(|f| f == "[DONE]"));
 
     // fail_open: the stream completes, unverified after the failure.
-    let s = setup(opts(), aim(), "      mode: post_call\n      fail_open: true\n", "").await;
+    let s = setup(
+        opts(),
+        aim(),
+        "      mode: post_call\n      fail_open: true\n",
+        "",
+    )
+    .await;
     let resp = chat(&s.gw, &streaming(seed("one two three four"))).await;
     let got = sse_data(&resp.text().await.unwrap());
     assert_eq!(got.last().map(String::as_str), Some("[DONE]"));
     let content: String = got
         .iter()
         .filter_map(|f| serde_json::from_str::<Value>(f).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(content, "one two three four");
 }
@@ -427,11 +564,59 @@ async fn failure_modes_fail_closed_by_default_and_open_when_configured() {
         reason: &'static str,
     }
     let cases = [
-        Case { name: "down", opts: AimOptions::default(), key: "aim-mock-key", down: true, status: 502, reason: "unreachable" },
-        Case { name: "timeout", opts: AimOptions { failure: Some(AimFailure::Hang), ..Default::default() }, key: "aim-mock-key", down: false, status: 504, reason: "timed out after 0.3s" },
-        Case { name: "401", opts: AimOptions::default(), key: "wrong-aim-key", down: false, status: 502, reason: "answered HTTP 401" },
-        Case { name: "422", opts: AimOptions { failure: Some(AimFailure::Status { status: 422, body: r#"{"detail":[{"loc":["body"],"msg":"bad","type":"value_error"}]}"#.into() }), ..Default::default() }, key: "aim-mock-key", down: false, status: 502, reason: "answered HTTP 422" },
-        Case { name: "garbage", opts: AimOptions { failure: Some(AimFailure::Garbage), ..Default::default() }, key: "aim-mock-key", down: false, status: 502, reason: "gave an answer that could not be read" },
+        Case {
+            name: "down",
+            opts: AimOptions::default(),
+            key: "aim-mock-key",
+            down: true,
+            status: 502,
+            reason: "unreachable",
+        },
+        Case {
+            name: "timeout",
+            opts: AimOptions {
+                failure: Some(AimFailure::Hang),
+                ..Default::default()
+            },
+            key: "aim-mock-key",
+            down: false,
+            status: 504,
+            reason: "timed out after 0.3s",
+        },
+        Case {
+            name: "401",
+            opts: AimOptions::default(),
+            key: "wrong-aim-key",
+            down: false,
+            status: 502,
+            reason: "answered HTTP 401",
+        },
+        Case {
+            name: "422",
+            opts: AimOptions {
+                failure: Some(AimFailure::Status {
+                    status: 422,
+                    body: r#"{"detail":[{"loc":["body"],"msg":"bad","type":"value_error"}]}"#
+                        .into(),
+                }),
+                ..Default::default()
+            },
+            key: "aim-mock-key",
+            down: false,
+            status: 502,
+            reason: "answered HTTP 422",
+        },
+        Case {
+            name: "garbage",
+            opts: AimOptions {
+                failure: Some(AimFailure::Garbage),
+                ..Default::default()
+            },
+            key: "aim-mock-key",
+            down: false,
+            status: 502,
+            reason: "gave an answer that could not be read",
+        },
     ];
     for case in cases {
         for fail_open in [false, true] {
@@ -472,7 +657,13 @@ async fn failure_modes_fail_closed_by_default_and_open_when_configured() {
 async fn a_websocket_that_cannot_open_is_an_ordinary_error() {
     let s = setup(
         UpstreamOptions::default(),
-        AimOptions { failure: Some(AimFailure::Status { status: 401, body: r#"{"detail":"Invalid API token"}"#.into() }), ..Default::default() },
+        AimOptions {
+            failure: Some(AimFailure::Status {
+                status: 401,
+                body: r#"{"detail":"Invalid API token"}"#.into(),
+            }),
+            ..Default::default()
+        },
         "      mode: post_call\n",
         "",
     )
@@ -533,22 +724,42 @@ async fn selection_rules() {
     let gw = gateway(&yaml).await;
     let send = |key: &'static str, body: Value| {
         let url = format!("{}/v1/chat/completions", gw.url());
-        async move { client().post(url).bearer_auth(key).json(&body).send().await.unwrap() }
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
     };
-    let applied = |r: &reqwest::Response| header(r, "x-litellm-applied-guardrails").map(str::to_owned);
+    let applied =
+        |r: &reqwest::Response| header(r, "x-litellm-applied-guardrails").map(str::to_owned);
 
     // default_on runs; a caller cannot switch it off.
     let mut body = user("hello");
     body["disable_global_guardrail"] = json!(true);
     body["metadata"] = json!({"disable_global_guardrail": true});
     let r = send("sk-plain", body).await;
-    assert_eq!((r.status().as_u16(), applied(&r)), (200, Some("global".into())));
-    assert!(s_has_no_gateway_fields(&up.requests().last().unwrap().json()));
+    assert_eq!(
+        (r.status().as_u16(), applied(&r)),
+        (200, Some("global".into()))
+    );
+    assert!(s_has_no_gateway_fields(
+        &up.requests().last().unwrap().json()
+    ));
 
     // Named in the body (list or object) or in metadata.
-    for extra in [json!({"guardrails": ["optional"]}), json!({"guardrails": {"optional": {}}}), json!({"metadata": {"guardrails": ["optional"]}})] {
+    for extra in [
+        json!({"guardrails": ["optional"]}),
+        json!({"guardrails": {"optional": {}}}),
+        json!({"metadata": {"guardrails": ["optional"]}}),
+    ] {
         let mut body = user("hello");
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         let r = send("sk-plain", body).await;
         assert_eq!(applied(&r), Some("global,optional".into()), "{extra}");
     }
@@ -564,7 +775,12 @@ async fn selection_rules() {
     let r = send("sk-plain", body).await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("aim-protectd-app"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aim-protectd-app")
+    );
     assert_eq!(v["error"]["param"], "guardrails");
     assert_eq!(up.request_count(), before);
 }
@@ -577,7 +793,13 @@ fn s_has_no_gateway_fields(v: &Value) -> bool {
 
 #[tokio::test]
 async fn streaming_with_pre_call_only_blocks_with_plain_json() {
-    let s = setup(UpstreamOptions::default(), AimOptions::default(), "      mode: pre_call\n", "").await;
+    let s = setup(
+        UpstreamOptions::default(),
+        AimOptions::default(),
+        "      mode: pre_call\n",
+        "",
+    )
+    .await;
     let resp = chat(&s.gw, &streaming(seed("hi my email is ishaan@berri.ai"))).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(header(&resp, "content-type"), Some("application/json"));

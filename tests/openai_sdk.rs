@@ -16,7 +16,11 @@ use gateway::mock::aim::{AimOptions, MockAim};
 use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
 
 async fn setup() -> (MockUpstream, MockAim, gateway::server::Running) {
-    let up = MockUpstream::start(UpstreamOptions { chunks: 3, ..Default::default() }).await;
+    let up = MockUpstream::start(UpstreamOptions {
+        chunks: 3,
+        ..Default::default()
+    })
+    .await;
     let aim = MockAim::start(AimOptions::default()).await;
     let gw = gateway(&format!(
         "model_list:\n{}guardrails:\n  - guardrail_name: aim-protected-app\n    litellm_params:\n      guardrail: aim\n      mode: [pre_call, post_call]\n      default_on: true\n      api_key: aim-mock-key\n      api_base: {}\ngeneral_settings:\n  master_key: sk-master\n",
@@ -53,10 +57,21 @@ fn request(text: &str, stream: bool) -> async_openai::types::chat::CreateChatCom
 async fn plain_streaming_and_models() {
     let (_up, aim, gw) = setup().await;
     let client = sdk(&gw);
-    let resp = client.chat().create(request("hello sdk", false)).await.unwrap();
-    assert_eq!(resp.choices[0].message.content.as_deref(), Some("hello sdk"));
+    let resp = client
+        .chat()
+        .create(request("hello sdk", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.choices[0].message.content.as_deref(),
+        Some("hello sdk")
+    );
 
-    let mut stream = client.chat().create_stream(request("hello streaming sdk", true)).await.unwrap();
+    let mut stream = client
+        .chat()
+        .create_stream(request("hello streaming sdk", true))
+        .await
+        .unwrap();
     let mut text = String::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
@@ -81,8 +96,14 @@ async fn a_block_is_an_api_error_with_the_detection_message() {
         .unwrap_err();
     match err {
         OpenAIError::ApiError(api) => {
-            assert_eq!(api.message, "\"ishaan@berri.ai\" detected as email");
-            assert_eq!(api.r#type.as_deref(), Some("invalid_request_error"));
+            assert_eq!(
+                api.api_error.message,
+                "\"ishaan@berri.ai\" detected as email"
+            );
+            assert_eq!(
+                api.api_error.r#type.as_deref(),
+                Some("invalid_request_error")
+            );
         }
         other => panic!("expected an API error, got {other:?}"),
     }

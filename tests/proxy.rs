@@ -53,21 +53,49 @@ async fn non_streaming_passthrough_is_byte_for_byte() {
     let rec = &recs[0];
     assert_eq!(got.as_ref(), rec.response_body.as_slice(), "byte for byte");
     assert_eq!(rec.path, "/v1/chat/completions");
-    assert_eq!(rec.header("authorization"), Some("Bearer sk-upstream-secret"));
+    assert_eq!(
+        rec.header("authorization"),
+        Some("Bearer sk-upstream-secret")
+    );
     assert_eq!(rec.header("x-custom-client-header"), None);
     let sent = rec.json();
     assert_eq!(sent["model"], "gpt-3.5-turbo-upstream");
-    for field in ["temperature", "tools", "response_format", "logprobs", "n", "some_future_field", "messages"] {
+    for field in [
+        "temperature",
+        "tools",
+        "response_format",
+        "logprobs",
+        "n",
+        "some_future_field",
+        "messages",
+    ] {
         assert_eq!(sent[field], body[field], "{field} forwarded untouched");
     }
     for field in ["guardrails", "metadata", "disable_global_guardrail"] {
-        assert!(sent.get(field).is_none(), "{field} must not reach the upstream");
+        assert!(
+            sent.get(field).is_none(),
+            "{field} must not reach the upstream"
+        );
     }
     // Field order kept: the body is the client's bytes with edits.
-    let keys: Vec<&str> = sent.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = sent
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["model", "messages", "temperature", "tools", "response_format", "logprobs", "n", "some_future_field"]
+        [
+            "model",
+            "messages",
+            "temperature",
+            "tools",
+            "response_format",
+            "logprobs",
+            "n",
+            "some_future_field"
+        ]
     );
 }
 
@@ -128,7 +156,10 @@ async fn both_routes_and_call_id_headers() {
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-litellm-call-id"), Some("my-call-42"));
     assert_eq!(header(&resp, "x-litellm-model-id"), Some("deployment-one"));
-    let overhead: f64 = header(&resp, "x-litellm-overhead-duration-ms").unwrap().parse().unwrap();
+    let overhead: f64 = header(&resp, "x-litellm-overhead-duration-ms")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(overhead >= 0.0);
 
     let resp = chat(&gw, &user("hi")).await;
@@ -140,7 +171,10 @@ async fn both_routes_and_call_id_headers() {
 async fn error_of(resp: reqwest::Response) -> (u16, Value, String) {
     let status = resp.status().as_u16();
     assert_eq!(header(&resp, "content-type"), Some("application/json"));
-    assert!(header(&resp, "x-litellm-call-id").is_some(), "call id on errors too");
+    assert!(
+        header(&resp, "x-litellm-call-id").is_some(),
+        "call id on errors too"
+    );
     assert!(header(&resp, "x-litellm-overhead-duration-ms").is_some());
     let text = resp.text().await.unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -157,19 +191,43 @@ async fn request_errors_are_openai_envelopes() {
     ))
     .await;
     let url = format!("{}/v1/chat/completions", gw.url());
-    let post_raw = |body: &'static str| client().post(&url).header("content-type", "application/json").body(body).send();
+    let post_raw = |body: &'static str| {
+        client()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
 
     let (s, _, text) = error_of(post_raw("{not json").await.unwrap()).await;
     assert_eq!(s, 400);
-    assert!(text.contains(r#""type":"invalid_request_error","param":null"#), "{text}");
+    assert!(
+        text.contains(r#""type":"invalid_request_error","param":null"#),
+        "{text}"
+    );
 
-    let (s, v, _) = error_of(post_raw(r#"{"messages":[{"role":"user","content":"x"}]}"#).await.unwrap()).await;
+    let (s, v, _) = error_of(
+        post_raw(r#"{"messages":[{"role":"user","content":"x"}]}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((s, v["error"]["param"].as_str()), (400, Some("model")));
 
-    let (s, v, _) = error_of(post_raw(r#"{"model":"gpt-3.5-turbo","messages":"hi"}"#).await.unwrap()).await;
+    let (s, v, _) = error_of(
+        post_raw(r#"{"model":"gpt-3.5-turbo","messages":"hi"}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((s, v["error"]["param"].as_str()), (400, Some("messages")));
 
-    let (s, _, text) = error_of(post_raw(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#).await.unwrap()).await;
+    let (s, _, text) = error_of(
+        post_raw(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 400);
     assert_eq!(
         text,
@@ -181,16 +239,32 @@ async fn request_errors_are_openai_envelopes() {
         "x".repeat(4000)
     );
     let (s, v, _) = error_of(client().post(&url).body(big).send().await.unwrap()).await;
-    assert_eq!((s, v["error"]["type"].as_str()), (413, Some("invalid_request_error")));
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (413, Some("invalid_request_error"))
+    );
 
     // Chunked (no content-length) over the limit is refused as well.
-    let chunks = futures_util::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![b' '; 500])));
-    let resp = client().post(&url).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    let chunks =
+        futures_util::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![b' '; 500])));
+    let resp = client()
+        .post(&url)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(resp).await.0, 413);
 
     let (s, _, _) = error_of(client().get(&url).send().await.unwrap()).await;
     assert_eq!(s, 405);
-    let (s, _, _) = error_of(client().get(format!("{}/v2/nothing", gw.url())).send().await.unwrap()).await;
+    let (s, _, _) = error_of(
+        client()
+            .get(format!("{}/v2/nothing", gw.url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 404);
     assert_eq!(up.request_count(), 0, "no bad request reaches the upstream");
 }
@@ -212,7 +286,11 @@ async fn upstream_errors_pass_through() {
     assert_eq!(resp.status(), 429);
     assert_eq!(header(&resp, "retry-after"), Some("7"));
     assert!(header(&resp, "x-litellm-model-id").is_some());
-    assert_eq!(resp.text().await.unwrap(), openai_429, "the upstream's own body");
+    assert_eq!(
+        resp.text().await.unwrap(),
+        openai_429,
+        "the upstream's own body"
+    );
 
     // Not OpenAI-shaped: the status stays, the body is our envelope.
     up.set_options(UpstreamOptions {
@@ -224,7 +302,10 @@ async fn upstream_errors_pass_through() {
         ..Default::default()
     });
     let (s, v, text) = error_of(chat(&gw, &user("hi")).await).await;
-    assert_eq!((s, v["error"]["type"].as_str()), (503, Some("upstream_error")));
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (503, Some("upstream_error"))
+    );
     assert!(!text.contains("html"));
 
     up.set_options(UpstreamOptions {
@@ -233,7 +314,12 @@ async fn upstream_errors_pass_through() {
     });
     let resp = chat(&gw, &user("hi")).await;
     assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("context_length_exceeded"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("context_length_exceeded")
+    );
 }
 
 #[tokio::test]
@@ -254,12 +340,29 @@ async fn unreachable_and_timed_out_upstreams() {
         up.url()
     ))
     .await;
-    let (s, v, text) = error_of(chat(&gw, &json!({"model": "down", "messages": [{"role": "user", "content": "x"}]})).await).await;
-    assert_eq!((s, v["error"]["type"].as_str()), (502, Some("upstream_error")));
+    let (s, v, text) = error_of(
+        chat(
+            &gw,
+            &json!({"model": "down", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (502, Some("upstream_error"))
+    );
     assert!(!text.contains("sk-upstream-secret"));
 
     let started = Instant::now();
-    let (s, v, _) = error_of(chat(&gw, &json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]})).await).await;
+    let (s, v, _) = error_of(
+        chat(
+            &gw,
+            &json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!((s, v["error"]["type"].as_str()), (504, Some("timeout")));
     assert!(started.elapsed() < Duration::from_secs(3));
 }
@@ -269,7 +372,12 @@ const KEYS: &str = "general_settings:\n  master_key: sk-master\nvirtual_keys:\n 
 #[tokio::test]
 async fn auth_accepts_each_header_and_refuses_bad_keys() {
     let up = upstream().await;
-    let gw = gateway(&format!("{}{}{KEYS}", one_model(&up), model("gpt-4o", &up.url()))).await;
+    let gw = gateway(&format!(
+        "{}{}{KEYS}",
+        one_model(&up),
+        model("gpt-4o", &up.url())
+    ))
+    .await;
     let url = format!("{}/v1/chat/completions", gw.url());
     for (name, value) in [
         ("authorization", "Bearer sk-master"),
@@ -279,18 +387,42 @@ async fn auth_accepts_each_header_and_refuses_bad_keys() {
         ("x-litellm-api-key", "sk-master"),
         ("x-litellm-api-key", "Bearer sk-bob"),
     ] {
-        let resp = client().post(&url).header(name, value).json(&user("hi")).send().await.unwrap();
+        let resp = client()
+            .post(&url)
+            .header(name, value)
+            .json(&user("hi"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{name}: {value}");
     }
     let cases: [(&str, &str, u16, &str); 4] = [
         ("authorization", "Bearer sk-wrong", 401, "auth_error"),
         ("authorization", "sk-master", 401, "auth_error"),
         ("x-api-key", "", 401, "auth_error"),
-        ("authorization", "Bearer sk-master-and-more", 401, "auth_error"),
+        (
+            "authorization",
+            "Bearer sk-master-and-more",
+            401,
+            "auth_error",
+        ),
     ];
     for (name, value, status, kind) in cases {
-        let (s, v, text) = error_of(client().post(&url).header(name, value).json(&user("hi")).send().await.unwrap()).await;
-        assert_eq!((s, v["error"]["type"].as_str()), (status, Some(kind)), "{name}: {value}");
+        let (s, v, text) = error_of(
+            client()
+                .post(&url)
+                .header(name, value)
+                .json(&user("hi"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (status, Some(kind)),
+            "{name}: {value}"
+        );
         assert!(!text.contains("sk-"), "no key in the error: {text}");
     }
     let (s, _, _) = error_of(client().post(&url).json(&user("hi")).send().await.unwrap()).await;
@@ -299,8 +431,20 @@ async fn auth_accepts_each_header_and_refuses_bad_keys() {
     // alice may only use gpt-3.5-turbo.
     let mut other = user("hi");
     other["model"] = json!("gpt-4o");
-    let (s, v, text) = error_of(client().post(&url).bearer_auth("sk-alice").json(&other).send().await.unwrap()).await;
-    assert_eq!((s, v["error"]["type"].as_str()), (403, Some("key_model_access_denied")));
+    let (s, v, text) = error_of(
+        client()
+            .post(&url)
+            .bearer_auth("sk-alice")
+            .json(&other)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (403, Some("key_model_access_denied"))
+    );
     assert!(!text.contains("sk-alice"));
     assert_eq!(up.request_count(), 6);
 }
@@ -308,9 +452,19 @@ async fn auth_accepts_each_header_and_refuses_bad_keys() {
 #[tokio::test]
 async fn models_are_filtered_by_key() {
     let up = upstream().await;
-    let gw = gateway(&format!("{}{}{KEYS}", one_model(&up), model("gpt-4o", &up.url()))).await;
+    let gw = gateway(&format!(
+        "{}{}{KEYS}",
+        one_model(&up),
+        model("gpt-4o", &up.url())
+    ))
+    .await;
     let ids = |v: Value| -> Vec<String> {
-        v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
     };
     for (key, want) in [
         ("sk-master", vec!["gpt-3.5-turbo", "gpt-4o"]),
@@ -318,14 +472,23 @@ async fn models_are_filtered_by_key() {
         ("sk-bob", vec!["gpt-3.5-turbo", "gpt-4o"]),
     ] {
         for path in ["/v1/models", "/models"] {
-            let resp = client().get(format!("{}{path}", gw.url())).bearer_auth(key).send().await.unwrap();
+            let resp = client()
+                .get(format!("{}{path}", gw.url()))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 200);
             let v: Value = resp.json().await.unwrap();
             assert_eq!(v["object"], "list");
             assert_eq!(ids(v), want, "{key} {path}");
         }
     }
-    let resp = client().get(format!("{}/v1/models", gw.url())).send().await.unwrap();
+    let resp = client()
+        .get(format!("{}/v1/models", gw.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
 }
 
@@ -334,7 +497,11 @@ async fn no_keys_configured_means_no_auth() {
     let up = upstream().await;
     let gw = gateway(&one_model(&up)).await;
     assert_eq!(chat(&gw, &user("hi")).await.status(), 200);
-    let resp = client().get(format!("{}/v1/models", gw.url())).send().await.unwrap();
+    let resp = client()
+        .get(format!("{}/v1/models", gw.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -343,11 +510,19 @@ async fn health_routes() {
     let up = upstream().await;
     let gw = gateway(&one_model(&up)).await;
     for path in ["/health/liveliness", "/health/liveness"] {
-        let resp = client().get(format!("{}{path}", gw.url())).send().await.unwrap();
+        let resp = client()
+            .get(format!("{}{path}", gw.url()))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.text().await.unwrap(), "\"I'm alive!\"");
     }
-    let resp = client().get(format!("{}/health/readiness", gw.url())).send().await.unwrap();
+    let resp = client()
+        .get(format!("{}/health/readiness", gw.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["status"], "healthy");
@@ -372,7 +547,11 @@ async fn mock_response_answers_without_network() {
     let content: String = frames
         .iter()
         .filter_map(|f| serde_json::from_str::<Value>(f).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(content, "canned words here");
 }
@@ -393,7 +572,10 @@ async fn client_disconnect_mid_stream_ends_the_upstream_request() {
     stream.next().await.unwrap().unwrap();
     assert_eq!(up.in_flight(), 1);
     drop(stream);
-    eventually("the upstream stream is cancelled", || up.cancelled_streams() == 1).await;
+    eventually("the upstream stream is cancelled", || {
+        up.cancelled_streams() == 1
+    })
+    .await;
     assert_eq!(up.in_flight(), 0);
     assert_eq!(up.completed_streams(), 0);
 }
@@ -418,7 +600,11 @@ async fn graceful_shutdown_finishes_a_stream_in_progress() {
     gw.begin_shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
-        client().get(format!("{url}/health/liveliness")).send().await.is_err(),
+        client()
+            .get(format!("{url}/health/liveliness"))
+            .send()
+            .await
+            .is_err(),
         "new connections are refused once draining"
     );
     while let Some(chunk) = stream.next().await {
@@ -434,7 +620,9 @@ async fn readiness_turns_503_while_draining() {
     use tower::ServiceExt;
     let up = upstream().await;
     let gw = gateway(&one_model(&up)).await;
-    gw.state.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    gw.state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let app = gateway::server::router(gw.state.clone());
     let resp = app
         .oneshot(
