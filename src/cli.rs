@@ -59,36 +59,11 @@ pub fn init_tracing(format: LogFormat) {
 
 /// Run the gateway as the binary does; `env` overlays the process environment.
 pub fn main(cli: Cli, env: Env) -> ExitCode {
-    let Some(path) = cli.config.clone() else {
-        eprintln!("error: no config file: pass --config FILE or set GATEWAY_CONFIG");
-        return ExitCode::from(2);
+    let config = match load(&cli, &env) {
+        Ok(Some(config)) => config,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(code) => return code,
     };
-    if !cli.check {
-        init_tracing(cli.log_format);
-    }
-    let (config, warnings) = match config::load(&path, &env) {
-        Ok(v) => v,
-        Err(e) => {
-            for w in &e.warnings {
-                eprintln!("warning: {w}");
-            }
-            eprintln!("{}: {} error(s)", path.display(), e.errors.len());
-            for err in &e.errors {
-                eprintln!("  error: {err}");
-            }
-            return ExitCode::FAILURE;
-        }
-    };
-    if cli.check {
-        for w in &warnings {
-            eprintln!("warning: {w}");
-        }
-        print!("{}: ok\n{}", path.display(), config.summary());
-        return ExitCode::SUCCESS;
-    }
-    for w in &warnings {
-        tracing::warn!(path = %w.path, "config: {}", w.message);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,7 +74,7 @@ pub fn main(cli: Cli, env: Env) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, config)) {
+    match runtime.block_on(run(&cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -109,7 +84,44 @@ pub fn main(cli: Cli, env: Env) -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, config: config::Config) -> Result<(), String> {
+/// Load and validate the config, reporting warnings and errors. `Ok(None)`:
+/// `--check` passed and there is nothing more to do.
+pub fn load(cli: &Cli, env: &Env) -> Result<Option<config::Config>, ExitCode> {
+    let Some(path) = cli.config.clone() else {
+        eprintln!("error: no config file: pass --config FILE or set GATEWAY_CONFIG");
+        return Err(ExitCode::from(2));
+    };
+    if !cli.check {
+        init_tracing(cli.log_format);
+    }
+    let (config, warnings) = match config::load(&path, env) {
+        Ok(v) => v,
+        Err(e) => {
+            for w in &e.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("{}: {} error(s)", path.display(), e.errors.len());
+            for err in &e.errors {
+                eprintln!("  error: {err}");
+            }
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    if cli.check {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        print!("{}: ok\n{}", path.display(), config.summary());
+        return Ok(None);
+    }
+    for w in &warnings {
+        tracing::warn!(path = %w.path, "config: {}", w.message);
+    }
+    Ok(Some(config))
+}
+
+/// Serve `config` on the CLI's address until SIGINT or SIGTERM.
+pub async fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
     let models = config.deployments.len();
     let guardrails = config.guardrails.len();
     let state = AppState::new(config)?;

@@ -1,0 +1,137 @@
+"""The official `openai` Python package against the gateway.
+
+Starts `gateway-mock quickstart` (mock upstream + mock Aim + the gateway on
+config.example.yaml) on a free port and checks a plain completion, a
+streaming one, and a guardrail block surfacing as `BadRequestError` with the
+detection message. Exits non-zero on any failure.
+
+Run: python3 tests/python/test_openai_sdk.py [path/to/gateway-mock]
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import openai
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base, proc, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"quickstart exited early with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(base + "/health/readiness", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the gateway did not become ready")
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "gateway-mock")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "quickstart", "--config", os.path.join(ROOT, "config.example.yaml"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    failures = []
+    try:
+        wait_ready(base, proc)
+        client = openai.OpenAI(base_url=base + "/v1", api_key="sk-anything", max_retries=0)
+
+        def check(name, fn):
+            try:
+                fn()
+                print(f"ok   {name}")
+            except Exception as e:  # noqa: BLE001 - report every failure
+                failures.append(name)
+                print(f"FAIL {name}: {type(e).__name__}: {e}")
+
+        def plain():
+            r = client.chat.completions.create(
+                model="gpt-3.5-turbo",
+                messages=[{"role": "user", "content": "hi what is the weather"}],
+                extra_body={"guardrails": ["aim-protected-app"]},
+                extra_headers={"x-aim-user-email": "ishaan@berri.ai"},
+            )
+            assert r.choices[0].message.content == "hi what is the weather", r
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-3.5-turbo",
+                messages=[{"role": "user", "content": "hello"}],
+                extra_body={"guardrails": ["aim-protected-app"]},
+            )
+            assert raw.headers["x-litellm-applied-guardrails"] == "aim-protected-app", raw.headers
+
+        def streaming():
+            stream = client.chat.completions.create(
+                model="gpt-3.5-turbo",
+                messages=[{"role": "user", "content": "tell me about streaming responses"}],
+                stream=True,
+                extra_body={"guardrails": ["aim-protected-app"]},
+            )
+            text = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
+            assert text == "tell me about streaming responses", text
+
+        def blocked():
+            try:
+                client.chat.completions.create(
+                    model="gpt-3.5-turbo",
+                    messages=[{"role": "user", "content": "hi my email is ishaan@berri.ai"}],
+                    extra_body={"guardrails": ["aim-protected-app"]},
+                )
+            except openai.BadRequestError as e:
+                assert e.status_code == 400
+                assert e.body["message"] == '"ishaan@berri.ai" detected as email', e.body
+                return
+            raise AssertionError("the request was not blocked")
+
+        def unknown_model():
+            try:
+                client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+            except openai.BadRequestError as e:
+                assert "Invalid model name passed in model=nope" in e.body["message"], e.body
+                return
+            raise AssertionError("an unknown model was accepted")
+
+        def models():
+            ids = [m.id for m in client.models.list()]
+            assert ids == ["gpt-3.5-turbo", "demo-canned"], ids
+
+        check("plain completion", plain)
+        check("streaming completion", streaming)
+        check("guardrail block -> BadRequestError", blocked)
+        check("unknown model -> BadRequestError", unknown_model)
+        check("models.list", models)
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if failures:
+            sys.stderr.write(err.decode(errors="replace")[-4000:])
+    if failures:
+        print(f"{len(failures)} failed: {json.dumps(failures)}")
+        sys.exit(1)
+    print("python openai client: all passed")
+
+
+if __name__ == "__main__":
+    main()
