@@ -654,6 +654,10 @@ fn body_stream(state: BodyState) -> Body {
                 None
             }
             End::Abort => {
+                // hyper drops whatever it has buffered when the body fails;
+                // one trip through the scheduler lets it flush the head and
+                // the frames first, so the client does see them.
+                tokio::task::yield_now().await;
                 st.guard.finished = true;
                 st.end = End::Finish;
                 let err =
