@@ -11,7 +11,7 @@ cargo test --locked
 
 # The Python SDK check needs `openai`; install it for this user if missing.
 if ! python3 -c 'import openai' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40,<3'
+    python3 -m pip install --quiet --disable-pip-version-check 'openai==3.57.0'
 fi
 cargo build --locked --bin gateway-mock
 python3 tests/python/test_openai_sdk.py target/debug/gateway-mock

@@ -6,9 +6,12 @@
 //! API (`/__mock/options`, `/__mock/requests`, `/__mock/reset`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gateway::cli::LogFormat;
+use gateway::config::Env;
 use gateway::mock::aim::{AimMode, AimOptions, MockAim};
 use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
 
@@ -28,7 +31,26 @@ enum Command {
     Upstream(UpstreamArgs),
     /// A mock Aim Security API (HTTP analyze and the streaming websocket).
     Aim(AimArgs),
-    // `quickstart` (gateway + both mocks in one process) goes here.
+    /// The gateway on a config (default config.example.yaml) with a mock
+    /// upstream and a mock Aim beside it, all in this process: the README's
+    /// quickstart, no account needed.
+    Quickstart(QuickstartArgs),
+}
+
+#[derive(Args)]
+struct QuickstartArgs {
+    /// The gateway's config file.
+    #[arg(long, default_value = "config.example.yaml")]
+    config: PathBuf,
+    /// Address the gateway listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port the gateway listens on.
+    #[arg(long, default_value_t = 4000)]
+    port: u16,
+    /// Log output of the gateway.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
 }
 
 #[derive(Args)]
@@ -102,6 +124,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Upstream(args) => run_upstream(args).await,
         Command::Aim(args) => run_aim(args).await,
+        Command::Quickstart(args) => return run_quickstart(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,4 +165,40 @@ async fn run_aim(args: AimArgs) -> std::io::Result<()> {
     tokio::signal::ctrl_c().await?;
     mock.shutdown();
     Ok(())
+}
+
+/// Both mocks on ephemeral ports, then the gateway exactly as `gateway
+/// --config` starts it, with the providers' env vars pointed at the mocks.
+async fn run_quickstart(args: QuickstartArgs) -> ExitCode {
+    let upstream = MockUpstream::start(UpstreamOptions::default()).await;
+    let aim = MockAim::start(AimOptions::default()).await;
+    let aim_key = AimOptions::default().api_key;
+    println!("mock upstream listening on {}", upstream.url());
+    println!("mock aim listening on {}", aim.url());
+    let env = Env::default()
+        .with("OPENAI_API_KEY", "sk-mock-openai")
+        .with("OPENAI_API_BASE", upstream.url())
+        .with("AIM_API_KEY", aim_key.clone())
+        .with("AIM_API_BASE", aim.url())
+        .with("CATO_API_KEY", aim_key)
+        .with("CATO_API_BASE", aim.url());
+    let cli = gateway::cli::Cli {
+        config: Some(args.config),
+        host: args.host,
+        port: args.port,
+        check: false,
+        log_format: args.log_format,
+    };
+    let config = match gateway::cli::load(&cli, &env) {
+        Ok(Some(config)) => config,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(code) => return code,
+    };
+    match gateway::cli::run(&cli, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway-mock quickstart: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
