@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{Config, VirtualKey};
 use crate::error::Error;
+use crate::limits::KeyLimiter;
 
 /// The authenticated caller, carried with the request.
 #[derive(Clone, Debug)]
@@ -19,26 +20,42 @@ pub enum Caller {
     /// No key is configured: every request is accepted.
     Open,
     Master,
-    Virtual(Arc<VirtualKey>),
+    Virtual(Arc<KeyEntry>),
+}
+
+/// A virtual key and its live limit counters.
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub cfg: Arc<VirtualKey>,
+    pub limiter: Arc<KeyLimiter>,
 }
 
 impl Caller {
     /// The alias forwarded to guardrail vendors; never the key itself.
     pub fn alias(&self) -> Option<&str> {
         match self {
-            Caller::Virtual(k) => k.alias.as_deref(),
+            Caller::Virtual(k) => k.cfg.alias.as_deref(),
             _ => None,
         }
     }
 
     pub fn may_use(&self, model: &str) -> bool {
         match self {
-            Caller::Virtual(k) => k.models.is_empty() || k.models.iter().any(|m| m == model),
+            Caller::Virtual(k) => {
+                k.cfg.models.is_empty() || k.cfg.models.iter().any(|m| m == model)
+            }
             _ => true,
         }
     }
 
-    pub fn virtual_key(&self) -> Option<&Arc<VirtualKey>> {
+    pub fn virtual_key(&self) -> Option<&VirtualKey> {
+        match self {
+            Caller::Virtual(k) => Some(&k.cfg),
+            _ => None,
+        }
+    }
+
+    pub fn key_entry(&self) -> Option<&Arc<KeyEntry>> {
         match self {
             Caller::Virtual(k) => Some(k),
             _ => None,
@@ -50,7 +67,7 @@ impl Caller {
 #[derive(Debug)]
 pub struct Keys {
     master: Option<Vec<u8>>,
-    virtual_keys: Vec<Arc<VirtualKey>>,
+    virtual_keys: Vec<Arc<KeyEntry>>,
 }
 
 const NO_KEY: &str = "Authentication Error, No api key passed in.";
@@ -65,12 +82,17 @@ impl Keys {
                 .master_key
                 .as_ref()
                 .map(|k| k.expose().as_bytes().to_vec()),
-            virtual_keys: config.virtual_keys.clone(),
+            virtual_keys: config
+                .virtual_keys
+                .iter()
+                .map(|k| {
+                    Arc::new(KeyEntry {
+                        cfg: k.clone(),
+                        limiter: Arc::default(),
+                    })
+                })
+                .collect(),
         }
-    }
-
-    pub fn virtual_keys(&self) -> &[Arc<VirtualKey>] {
-        &self.virtual_keys
     }
 
     pub fn required(&self) -> bool {
@@ -87,9 +109,9 @@ impl Keys {
         if let Some(m) = &self.master {
             master = m.as_slice().ct_eq(presented);
         }
-        let mut found: Option<&Arc<VirtualKey>> = None;
+        let mut found: Option<&Arc<KeyEntry>> = None;
         for k in &self.virtual_keys {
-            let eq = k.key.expose().as_bytes().ct_eq(presented);
+            let eq = k.cfg.key.expose().as_bytes().ct_eq(presented);
             if bool::from(eq) {
                 found = Some(k);
             }

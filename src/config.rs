@@ -235,6 +235,15 @@ pub struct RouterSettings {
 pub struct ServerSettings {
     pub max_request_bytes: usize,
     pub shutdown_grace: Duration,
+    /// `global_max_parallel_requests`: requests in flight across all keys.
+    pub max_parallel_requests: Option<u64>,
+    /// Open client connections; past it the gateway stops accepting until
+    /// one closes (the kernel's backlog holds the rest).
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's body.
+    pub body_timeout: Duration,
 }
 
 pub const DEFAULT_AIM_BASE: &str = "https://api.aim.security";
@@ -966,6 +975,10 @@ impl Cx {
         let mut server = ServerSettings {
             max_request_bytes: 16 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            max_parallel_requests: None,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         };
         let Some(v) = field(root, "general_settings") else {
             return (None, server);
@@ -977,7 +990,15 @@ impl Cx {
         self.unknown_keys(
             map,
             p,
-            &["master_key", "max_request_size_mb", "shutdown_grace_period"],
+            &[
+                "master_key",
+                "max_request_size_mb",
+                "shutdown_grace_period",
+                "global_max_parallel_requests",
+                "max_connections",
+                "request_header_timeout",
+                "request_body_timeout",
+            ],
         );
         let master_key = self.string(map, p, "master_key").filter(|k| !k.is_empty());
         if let Some(mb) = self.number(map, p, "max_request_size_mb") {
@@ -989,6 +1010,16 @@ impl Cx {
         }
         if let Some(grace) = self.number(map, p, "shutdown_grace_period") {
             server.shutdown_grace = Duration::from_secs_f64(grace);
+        }
+        server.max_parallel_requests = self.integer(map, p, "global_max_parallel_requests");
+        if let Some(n) = self.integer(map, p, "max_connections") {
+            server.max_connections = n.clamp(1, 1 << 20) as usize;
+        }
+        if let Some(t) = self.seconds(map, p, "request_header_timeout") {
+            server.header_timeout = t;
+        }
+        if let Some(t) = self.seconds(map, p, "request_body_timeout") {
+            server.body_timeout = t;
         }
         (master_key.map(Secret), server)
     }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
@@ -39,6 +39,8 @@ pub enum Error {
         message: String,
         retry_after: Duration,
         kind: &'static str,
+        /// `x-ratelimit-*` headers describing the limit that was hit.
+        headers: Vec<(HeaderName, HeaderValue)>,
     },
     /// A guardrail blocked the request or the response. The message is the
     /// vendor's detection message, unchanged (aim.md section 6).
@@ -67,6 +69,8 @@ pub enum Error {
     UpstreamTimeout(String),
     #[error("{0}")]
     ServiceUnavailable(String),
+    #[error("Request timeout: the request body was not received within {}s", .0.as_secs_f64())]
+    RequestTimeout(Duration),
     #[error("Not Found: {0}")]
     NotFound(String),
     #[error("Method {0} is not allowed on {1}")]
@@ -119,6 +123,7 @@ impl Error {
             Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -138,7 +143,7 @@ impl Error {
             Error::RateLimited { kind, .. } => kind,
             Error::GuardrailUnavailable { .. } => "guardrail_unavailable",
             Error::Upstream { .. } | Error::UpstreamUnreachable(_) => "upstream_error",
-            Error::UpstreamTimeout(_) => "timeout",
+            Error::UpstreamTimeout(_) | Error::RequestTimeout(_) => "timeout",
             Error::ServiceUnavailable(_) => "service_unavailable",
             Error::Internal(_) => "internal_error",
         }
@@ -216,6 +221,11 @@ impl IntoResponse for Error {
             Error::Upstream { retry_after, .. } => *retry_after,
             _ => None,
         };
+        if let Error::RateLimited { headers: extra, .. } = &self {
+            for (name, value) in extra {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
         if let Some(secs) = retry_after {
             headers.insert(
                 header::RETRY_AFTER,

@@ -9,9 +9,10 @@
 //! - `server`: shared state, routes, the layer stack, the accept loop and
 //!   graceful shutdown.
 //! - `auth`: master key and virtual keys.
+//! - `limits`: per-key rpm/tpm/parallel limits and the global in-flight cap.
 //! - `proxy`: `/v1/chat/completions` end to end; the body view, the upstream
 //!   call, SSE, `mock_response`.
-//! - `router`: model groups and the choice of deployment.
+//! - `router`: model groups, load balancing, retries, fallbacks, cooldowns.
 //! - `guardrails`: the pre/during/post pipeline, and the Aim protocol.
 //! - `error`: one error type and its OpenAI-style envelope.
 //! - `metrics`: the Prometheus registry.
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod guardrails;
+pub mod limits;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;

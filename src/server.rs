@@ -27,13 +27,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::Keys;
 use crate::config::{Config, ServerSettings};
 use crate::error::Error;
 use crate::guardrails::Guardrails;
+use crate::limits::GlobalLimit;
 use crate::metrics::Metrics;
 use crate::router::Router as ModelRouter;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     pub settings: ServerSettings,
+    /// `global_max_parallel_requests`.
+    pub global: GlobalLimit,
     /// Set once shutdown begins: readiness answers 503.
     pub draining: AtomicBool,
 }
@@ -74,10 +77,11 @@ impl AppState {
         } = config;
         Ok(Arc::new(AppState {
             keys,
-            router: ModelRouter::new(&deployments, router),
+            router: ModelRouter::new(&deployments, router, metrics.clone()),
             guardrails,
             http,
             metrics,
+            global: GlobalLimit::new(server.max_parallel_requests),
             settings: server,
             draining: AtomicBool::new(false),
         }))
@@ -221,11 +225,21 @@ pub async fn serve(
     let app = router(state.clone());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(state.settings.header_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    // One permit per open connection: at the cap, new connections wait in
+    // the kernel's backlog instead of taking memory and tasks here.
+    let connections = Arc::new(Semaphore::new(state.settings.max_connections));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
@@ -237,6 +251,7 @@ pub async fn serve(
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {

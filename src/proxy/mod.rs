@@ -11,6 +11,7 @@
 //! 7. respond, with the call id, model id, applied guardrails and overhead
 //!    headers on success and error alike.
 
+pub mod meter;
 pub mod mock;
 pub mod request;
 pub mod sse;
@@ -28,21 +29,31 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tokio::time::Instant;
 
-use crate::config::Deployment;
+use crate::config::{Deployment, RoutingStrategy};
 use crate::error::Error;
 use crate::guardrails::{self, Applied, CallInfo, stream as gstream};
+use crate::metrics::RequestLabels;
+use crate::router::Member;
 use crate::server::{AppState, CallContext};
+use meter::{Accounting, Holds};
 use request::ChatRequest;
 use upstream::{BodyStream, UpstreamBody};
 
 /// What the response headers report, filled in as the request goes.
 #[derive(Default)]
 struct Meta {
-    deployment: Option<Arc<Deployment>>,
+    member: Option<Arc<Member>>,
+    group: Option<String>,
     applied: Applied,
+    retries: u32,
+    fallbacks: u32,
     /// Time spent waiting on the upstream model, not counted as overhead.
     upstream_wait: Duration,
+    /// `x-ratelimit-*` for a key with limits.
+    rate_headers: Vec<(HeaderName, HeaderValue)>,
 }
+
+const ROUTE: &str = "/v1/chat/completions";
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
@@ -55,16 +66,44 @@ pub async fn chat_completions(
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    let labels = RequestLabels {
+        route: ROUTE,
+        group: meta.group.clone().unwrap_or_default(),
+        deployment: meta
+            .member
+            .as_ref()
+            .map(|m| m.d.id.clone())
+            .unwrap_or_default(),
+    };
+    state
+        .metrics
+        .request(&labels, response.status().as_u16(), ctx.started.elapsed());
     let h = response.headers_mut();
-    if let Some(d) = &meta.deployment
-        && let Ok(v) = HeaderValue::from_str(&d.id)
+    if let Some(m) = &meta.member
+        && let Ok(v) = HeaderValue::from_str(&m.d.id)
     {
         h.insert(HeaderName::from_static("x-litellm-model-id"), v);
+    }
+    if let Some(g) = &meta.group
+        && let Ok(v) = HeaderValue::from_str(g)
+    {
+        h.insert(HeaderName::from_static("x-litellm-model-group"), v);
+        h.insert(
+            HeaderName::from_static("x-litellm-attempted-retries"),
+            HeaderValue::from(meta.retries),
+        );
+        h.insert(
+            HeaderName::from_static("x-litellm-attempted-fallbacks"),
+            HeaderValue::from(meta.fallbacks),
+        );
     }
     if let Some(applied) = meta.applied.header_value()
         && let Ok(v) = HeaderValue::from_str(&applied)
     {
         h.insert(HeaderName::from_static("x-litellm-applied-guardrails"), v);
+    }
+    for (name, value) in meta.rate_headers.drain(..) {
+        h.entry(name).or_insert(value);
     }
     let overhead = ctx.started.elapsed().saturating_sub(meta.upstream_wait);
     h.insert(
@@ -81,8 +120,26 @@ async fn handle(
     body: Body,
     meta: &mut Meta,
 ) -> Result<Response, Error> {
+    let gauge = state.metrics.gauge();
     let caller = state.keys.authenticate(headers)?;
-    let bytes = read_body(body, headers, state.settings.max_request_bytes).await?;
+    let global = state.global.admit().inspect_err(|_| {
+        state.metrics.rate_limited("global");
+    })?;
+    let key_permit = match caller.key_entry() {
+        Some(k) => {
+            let permit = k
+                .limiter
+                .admit(&k.cfg)
+                .inspect_err(|_| state.metrics.rate_limited("key"))?;
+            meta.rate_headers = k.limiter.headers(&k.cfg);
+            Some(permit)
+        }
+        None => None,
+    };
+    let read = read_body(body, headers, state.settings.max_request_bytes);
+    let bytes = tokio::time::timeout(state.settings.body_timeout, read)
+        .await
+        .map_err(|_| Error::RequestTimeout(state.settings.body_timeout))??;
     let req = ChatRequest::parse(&bytes)?;
     let group = state
         .router
@@ -97,6 +154,7 @@ async fn handle(
                 .unwrap_or_default(),
         });
     }
+    meta.group = Some(group.name.clone());
 
     let selection = state
         .guardrails
@@ -114,23 +172,39 @@ async fn handle(
     let rewritten =
         guardrails::pre_call(&selection, &info, &mut meta.applied, &mut messages).await?;
     let new_messages = rewritten.then(|| guardrails::messages_json(&messages));
-    let build = |d: &Deployment| req.upstream_body(&d.upstream_model, new_messages.as_deref(), &[]);
+
+    // Token accounting needs a stream's usage chunk: ask for it when the
+    // client did not, and take it out again on the way back.
+    let key_tpm = caller.virtual_key().is_some_and(|k| k.tpm_limit.is_some());
+    let usage_based = state.router.settings().strategy == RoutingStrategy::UsageBased;
+    let inject_usage = |d: &Deployment| {
+        req.stream && !req.include_usage && (key_tpm || usage_based || d.tpm.is_some())
+    };
+    let build = |d: &Deployment| {
+        let extra: &[(&str, &str)] = if inject_usage(d) {
+            &[("stream_options", r#"{"include_usage":true}"#)]
+        } else {
+            &[]
+        };
+        req.upstream_body(&d.upstream_model, new_messages.as_deref(), extra)
+    };
 
     // The upstream call, the during_call checks and (for a checked stream)
     // the guardrail websockets all start now; a block or failure in any of
     // them drops the others.
     let checked_stream = req.stream && selection.has_post_call();
-    let mut chosen = None;
+    let mut routed = None;
     let mut waited = Duration::ZERO;
     let call = async {
         let started = Instant::now();
-        let routed = state
+        let mut r = state
             .router
             .send(&state.http, group, req.stream, &build)
             .await;
-        chosen = routed.deployment;
         waited = started.elapsed();
-        routed.result
+        let result = std::mem::replace(&mut r.result, Err(Error::Internal(String::new())));
+        routed = Some(r);
+        result
     };
     let during = async {
         guardrails::during_call(&selection, &info, &messages)
@@ -149,8 +223,15 @@ async fn handle(
     let joined = tokio::try_join!(async { call.await.map_err(|e| (None, e)) }, during, async {
         sockets.await.map_err(|e| (None, e))
     });
-    meta.deployment = chosen;
     meta.upstream_wait = waited;
+    let mut in_flight = None;
+    if let Some(r) = routed {
+        meta.member = r.member;
+        meta.group = Some(r.group);
+        meta.retries = r.retries;
+        meta.fallbacks = r.fallbacks;
+        in_flight = r.in_flight;
+    }
     let (upstream, during_names, sockets) = match joined {
         Ok(v) => v,
         Err((name, e)) => {
@@ -163,9 +244,34 @@ async fn handle(
     for name in &during_names {
         meta.applied.add(name);
     }
+    let Some(member) = meta.member.clone() else {
+        return Err(Error::Internal("routed without a deployment".into()));
+    };
+    let labels = RequestLabels {
+        route: ROUTE,
+        group: meta.group.clone().unwrap_or_default(),
+        deployment: member.d.id.clone(),
+    };
+    state.metrics.upstream(&labels, waited);
+    let acct = Accounting {
+        member: Some(member.clone()),
+        key: caller.key_entry().map(|k| k.limiter.clone()),
+        metrics: state.metrics.clone(),
+        labels,
+        started: ctx.started,
+        holds: Holds {
+            gauge: Some(gauge),
+            in_flight,
+            key: key_permit,
+            global: Some(global),
+        },
+    };
 
     match upstream.body {
         UpstreamBody::Full(body) => {
+            if let Some(usage) = meter::usage_of(&body) {
+                acct.record(usage);
+            }
             let body = if selection.has_post_call() {
                 guardrails::post_call(&selection, &info, &mut meta.applied, &messages, body).await?
             } else {
@@ -182,6 +288,8 @@ async fn handle(
                 .into_response())
         }
         UpstreamBody::Stream(body) => {
+            let idle = state.router.idle_timeout(&member.d);
+            let body = meter::meter(body, inject_usage(&member.d), idle, acct);
             let body: BodyStream = if sockets.is_empty() {
                 passthrough(body)
             } else {

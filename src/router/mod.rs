@@ -1,22 +1,43 @@
-//! Model groups and the choice of a deployment for each attempt.
+//! Model groups, load balancing, retries, fallbacks and cooldowns: LiteLLM's
+//! router semantics, in front of one upstream call per attempt.
 //!
-//! Entries of `model_list` sharing a `model_name` form a group. [`Router::send`]
-//! picks a deployment and makes the upstream call; it is the one place that
-//! decides where a request goes.
+//! [`Router::send`] is the one place that decides where a request goes:
+//!
+//! 1. choose a deployment of the group that is neither cooling down nor at
+//!    its `rpm`/`tpm` limit, by the configured strategy (a retry prefers one
+//!    not tried yet); when none is left the answer is 429 with `retry-after`;
+//! 2. call it; connect errors, timeouts, 429 and 5xx are retried up to
+//!    `num_retries` times, at once on another deployment, or with exponential
+//!    backoff and jitter (honouring `retry-after`) on the same one; other 4xx
+//!    are never retried;
+//! 3. a failure counts towards the deployment's cooldown (`allowed_fails`
+//!    within a minute → skipped for `cooldown_time`);
+//! 4. when the group gives up, its fallbacks are tried in order
+//!    (`context_window_fallbacks` / `content_policy_fallbacks` for those
+//!    errors, else `fallbacks`, else `default_fallbacks`), at most
+//!    `max_fallbacks` groups, each with its own retries.
+//!
+//! A streaming response is committed once its head arrives: nothing after
+//! that is retried. Guardrails run outside the router, once per request.
+
+pub mod health;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::{Deployment, RouterSettings};
+use crate::config::{Deployment, RouterSettings, RoutingStrategy};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::proxy::upstream::{self, UpstreamResponse};
+use health::Unavailable;
+pub use health::{InFlight, Member};
 
 /// The deployments behind one public model name, in file order.
 #[derive(Debug)]
 pub struct Group {
     pub name: String,
-    pub deployments: Vec<Arc<Deployment>>,
+    pub members: Vec<Arc<Member>>,
 }
 
 #[derive(Debug)]
@@ -24,27 +45,93 @@ pub struct Router {
     groups: Vec<Group>,
     by_name: HashMap<String, usize>,
     settings: RouterSettings,
+    metrics: Arc<Metrics>,
 }
 
 /// What the router did for one request.
 pub struct Routed {
     /// The deployment of the last attempt, if one was chosen.
-    pub deployment: Option<Arc<Deployment>>,
+    pub member: Option<Arc<Member>>,
+    /// The group that answered (or was last tried).
+    pub group: String,
     pub result: Result<UpstreamResponse, Error>,
+    /// Keeps the answering deployment's in-flight count until dropped.
+    pub in_flight: Option<InFlight>,
+    pub retries: u32,
+    pub fallbacks: u32,
+}
+
+/// Longest `retry-after` worth waiting for before retrying the same deployment.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// How an upstream failure is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Connect error, timeout, 429, 5xx: retry, count towards cooldown.
+    Transient,
+    ContextWindow,
+    ContentPolicy,
+    /// Any other upstream answer (401, 403, ...): no retry, but fallbacks apply.
+    Other,
+    /// The request itself is wrong (400, 404, 413, 422): nothing will help.
+    Fatal,
+}
+
+fn classify(e: &Error) -> Class {
+    match e {
+        Error::UpstreamUnreachable(_) | Error::UpstreamTimeout(_) | Error::RateLimited { .. } => {
+            Class::Transient
+        }
+        Error::Upstream { status, body, .. } => {
+            let text = body
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).to_ascii_lowercase())
+                .unwrap_or_default();
+            if text.contains("context_length_exceeded") || text.contains("maximum context length") {
+                Class::ContextWindow
+            } else if text.contains("content_policy_violation") || text.contains("content_filter") {
+                Class::ContentPolicy
+            } else if status.as_u16() == 429 || status.is_server_error() {
+                Class::Transient
+            } else if matches!(status.as_u16(), 400 | 404 | 413 | 422) {
+                Class::Fatal
+            } else {
+                Class::Other
+            }
+        }
+        _ => Class::Other,
+    }
+}
+
+fn retry_after(e: &Error) -> Option<Duration> {
+    match e {
+        Error::Upstream {
+            retry_after: Some(s),
+            ..
+        } => Some(Duration::from_secs_f64(s.max(0.0))),
+        _ => None,
+    }
 }
 
 impl Router {
-    pub fn new(deployments: &[Arc<Deployment>], settings: RouterSettings) -> Self {
+    pub fn new(
+        deployments: &[Arc<Deployment>],
+        settings: RouterSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut groups: Vec<Group> = vec![];
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for d in deployments {
+            let member = Arc::new(Member::new(d.clone()));
             match by_name.get(&d.model_name) {
-                Some(&i) => groups[i].deployments.push(d.clone()),
+                Some(&i) => groups[i].members.push(member),
                 None => {
                     by_name.insert(d.model_name.clone(), groups.len());
                     groups.push(Group {
                         name: d.model_name.clone(),
-                        deployments: vec![d.clone()],
+                        members: vec![member],
                     });
                 }
             }
@@ -53,6 +140,7 @@ impl Router {
             groups,
             by_name,
             settings,
+            metrics,
         }
     }
 
@@ -63,6 +151,10 @@ impl Router {
     /// Every group, in file order.
     pub fn groups(&self) -> &[Group] {
         &self.groups
+    }
+
+    pub fn settings(&self) -> &RouterSettings {
+        &self.settings
     }
 
     /// The time allowed for `d` to answer (for a stream: to send its head).
@@ -77,8 +169,14 @@ impl Router {
         }
     }
 
-    /// Choose a deployment of `group` and call it with the body `build` makes
-    /// for that deployment.
+    /// The longest a stream may stall between chunks.
+    pub fn idle_timeout(&self, d: &Deployment) -> Duration {
+        d.stream_timeout
+            .or(self.settings.stream_timeout)
+            .unwrap_or_else(|| d.timeout.unwrap_or(self.settings.timeout))
+    }
+
+    /// Route one request: attempts, retries and fallbacks (see the module doc).
     pub async fn send(
         &self,
         http: &reqwest::Client,
@@ -86,37 +184,309 @@ impl Router {
         stream: bool,
         build: impl Fn(&Deployment) -> Vec<u8>,
     ) -> Routed {
-        let d = pick(&group.deployments).clone();
-        let timeout = self.timeout(&d, stream);
-        let result = upstream::send(http, &d, build(&d), stream, timeout).await;
-        Routed {
-            deployment: Some(d),
-            result,
+        let mut routed = Routed {
+            member: None,
+            group: group.name.clone(),
+            result: Err(Error::Internal("no attempt was made".into())),
+            in_flight: None,
+            retries: 0,
+            fallbacks: 0,
+        };
+        if self
+            .attempt_group(http, group, stream, &build, &mut routed)
+            .await
+        {
+            return routed;
+        }
+        let class = match &routed.result {
+            Err(e) => classify(e),
+            Ok(_) => return routed,
+        };
+        if class == Class::Fatal {
+            return routed;
+        }
+        for name in self
+            .fallbacks_for(&group.name, class)
+            .iter()
+            .take(self.settings.max_fallbacks)
+        {
+            let Some(fallback) = self.group(name) else {
+                continue;
+            };
+            routed.fallbacks += 1;
+            self.metrics.fallback(&group.name, name);
+            tracing::info!(from = %group.name, to = %name, "falling back");
+            routed.group = fallback.name.clone();
+            if self
+                .attempt_group(http, fallback, stream, &build, &mut routed)
+                .await
+            {
+                break;
+            }
+        }
+        routed
+    }
+
+    /// The fallback groups for a failure of `group`.
+    fn fallbacks_for(&self, group: &str, class: Class) -> &[String] {
+        let s = &self.settings;
+        let specific = match class {
+            Class::ContextWindow => find_fallbacks(&s.context_window_fallbacks, group),
+            Class::ContentPolicy => find_fallbacks(&s.content_policy_fallbacks, group),
+            _ => None,
+        };
+        specific
+            .or_else(|| find_fallbacks(&s.fallbacks, group))
+            .unwrap_or(&s.default_fallbacks)
+    }
+
+    /// Up to `num_retries + 1` attempts on `group`. Returns true on success.
+    async fn attempt_group(
+        &self,
+        http: &reqwest::Client,
+        group: &Group,
+        stream: bool,
+        build: &impl Fn(&Deployment) -> Vec<u8>,
+        routed: &mut Routed,
+    ) -> bool {
+        let mut tried: Vec<usize> = Vec::new();
+        let attempts = self.settings.num_retries + 1;
+        for attempt in 0..attempts {
+            let idx = match self.choose(group, &tried) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.metrics.rate_limited("deployment");
+                    routed.result = Err(e);
+                    return false;
+                }
+            };
+            let member = &group.members[idx];
+            tried.push(idx);
+            let guard = member.start();
+            let d = &member.d;
+            let started = Instant::now();
+            let result = upstream::send(http, d, build(d), stream, self.timeout(d, stream)).await;
+            routed.member = Some(member.clone());
+            match result {
+                Ok(response) => {
+                    member.succeeded(started.elapsed());
+                    routed.result = Ok(response);
+                    routed.in_flight = Some(guard);
+                    return true;
+                }
+                Err(e) => {
+                    drop(guard);
+                    let class = classify(&e);
+                    if class == Class::Transient
+                        && member.failed(self.settings.allowed_fails, self.settings.cooldown_time)
+                    {
+                        tracing::warn!(deployment = %d.id, group = %group.name, "deployment cooling down");
+                        self.metrics.cooldown(&group.name, &d.id);
+                    }
+                    tracing::debug!(deployment = %d.id, error = %e, attempt, "upstream attempt failed");
+                    let wait = retry_after(&e);
+                    routed.result = Err(e);
+                    if class != Class::Transient || attempt + 1 == attempts {
+                        return false;
+                    }
+                    // The next attempt goes elsewhere when it can; on the
+                    // same deployment it waits first.
+                    let now = Instant::now();
+                    let elsewhere = group
+                        .members
+                        .iter()
+                        .enumerate()
+                        .any(|(i, m)| !tried.contains(&i) && m.check(now).is_ok());
+                    if !elsewhere {
+                        let delay = wait.unwrap_or_else(|| backoff(attempt));
+                        if delay > MAX_RETRY_WAIT {
+                            return false;
+                        }
+                        tokio::time::sleep(delay).await;
+                    }
+                    routed.retries += 1;
+                    self.metrics.retry(&group.name);
+                }
+            }
+        }
+        false
+    }
+
+    /// Pick a deployment: one not yet tried when possible, by strategy.
+    fn choose(&self, group: &Group, tried: &[usize]) -> Result<usize, Error> {
+        let now = Instant::now();
+        let mut ready: Vec<usize> = Vec::with_capacity(group.members.len());
+        let mut soonest: Option<Duration> = None;
+        let mut all_cooling = true;
+        for (i, m) in group.members.iter().enumerate() {
+            match m.check(now) {
+                Ok(()) => ready.push(i),
+                Err(Unavailable::CoolingDown(r)) => {
+                    soonest = Some(soonest.map_or(r, |s| s.min(r)));
+                }
+                Err(Unavailable::AtLimit(r)) => {
+                    all_cooling = false;
+                    soonest = Some(soonest.map_or(r, |s| s.min(r)));
+                }
+            }
+        }
+        if ready.is_empty() {
+            let why = if all_cooling {
+                "every deployment is cooling down after failures"
+            } else {
+                "every deployment is at its rpm/tpm limit"
+            };
+            return Err(Error::RateLimited {
+                message: format!("No deployments available for model '{}': {why}", group.name),
+                retry_after: soonest.unwrap_or(Duration::from_secs(1)),
+                kind: "rate_limit_error",
+                headers: vec![],
+            });
+        }
+        let fresh: Vec<usize> = ready
+            .iter()
+            .copied()
+            .filter(|i| !tried.contains(i))
+            .collect();
+        let pool = if fresh.is_empty() { &ready } else { &fresh };
+        Ok(self.pick(group, pool))
+    }
+
+    fn pick(&self, group: &Group, pool: &[usize]) -> usize {
+        if pool.len() == 1 {
+            return pool[0];
+        }
+        let members = &group.members;
+        match self.settings.strategy {
+            RoutingStrategy::SimpleShuffle => weighted(pool, |i| {
+                let d = &members[i].d;
+                d.weight
+                    .or(d.rpm.map(|r| r as f64))
+                    .or(d.tpm.map(|t| t as f64))
+                    .unwrap_or(1.0)
+            }),
+            RoutingStrategy::LeastBusy => lowest(pool, |i| members[i].in_flight() as f64),
+            RoutingStrategy::LatencyBased => {
+                // Untried deployments first, then mostly the fastest, with a
+                // little exploration so a recovered one is noticed.
+                let unmeasured: Vec<usize> = pool
+                    .iter()
+                    .copied()
+                    .filter(|&i| members[i].latency().is_none())
+                    .collect();
+                if !unmeasured.is_empty() {
+                    return unmeasured[fastrand::usize(..unmeasured.len())];
+                }
+                if fastrand::f64() < LATENCY_EXPLORATION {
+                    return pool[fastrand::usize(..pool.len())];
+                }
+                lowest(pool, |i| {
+                    members[i].latency().map_or(0.0, |l| l.as_secs_f64())
+                })
+            }
+            RoutingStrategy::UsageBased => lowest(pool, |i| {
+                let m = &members[i];
+                let used = m.tokens_this_minute() as f64;
+                match m.d.tpm {
+                    Some(tpm) if tpm > 0 => used / tpm as f64,
+                    _ => used,
+                }
+            }),
         }
     }
 }
 
-/// Weighted random choice: `weight`, else `rpm`, else `tpm`, else equal.
-fn pick(deployments: &[Arc<Deployment>]) -> &Arc<Deployment> {
-    if deployments.len() == 1 {
-        return &deployments[0];
-    }
-    let weight = |d: &Deployment| {
-        d.weight
-            .or(d.rpm.map(|r| r as f64))
-            .or(d.tpm.map(|t| t as f64))
-            .unwrap_or(1.0)
-    };
-    let total: f64 = deployments.iter().map(|d| weight(d)).sum();
+fn find_fallbacks<'a>(list: &'a [(String, Vec<String>)], group: &str) -> Option<&'a [String]> {
+    list.iter()
+        .find(|(from, _)| from == group)
+        .map(|(_, to)| to.as_slice())
+}
+
+/// Share of latency-based picks that go to a random deployment.
+const LATENCY_EXPLORATION: f64 = 0.1;
+
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1 << attempt.min(16));
+    let cap = exp.min(BACKOFF_CAP);
+    // Jitter in [cap/2, cap]: spread retries without ever retrying at once.
+    cap.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// Weighted random choice.
+fn weighted(pool: &[usize], weight: impl Fn(usize) -> f64) -> usize {
+    let total: f64 = pool.iter().map(|&i| weight(i).max(0.0)).sum();
     if total <= 0.0 {
-        return &deployments[fastrand::usize(..deployments.len())];
+        return pool[fastrand::usize(..pool.len())];
     }
     let mut x = fastrand::f64() * total;
-    for d in deployments {
-        x -= weight(d);
+    for &i in pool {
+        x -= weight(i).max(0.0);
         if x < 0.0 {
-            return d;
+            return i;
         }
     }
-    &deployments[deployments.len() - 1]
+    pool[pool.len() - 1]
+}
+
+/// The lowest score; ties broken at random.
+fn lowest(pool: &[usize], score: impl Fn(usize) -> f64) -> usize {
+    let scores: Vec<f64> = pool.iter().map(|&i| score(i)).collect();
+    let min = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    let best: Vec<usize> = pool
+        .iter()
+        .zip(&scores)
+        .filter(|(_, s)| **s <= min)
+        .map(|(&i, _)| i)
+        .collect();
+    best[fastrand::usize(..best.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn upstream(status: u16, body: &str) -> Error {
+        Error::Upstream {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Some(bytes::Bytes::copy_from_slice(body.as_bytes())),
+            message: String::new(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(&upstream(500, "{}")), Class::Transient);
+        assert_eq!(classify(&upstream(429, "{}")), Class::Transient);
+        assert_eq!(classify(&upstream(400, "{}")), Class::Fatal);
+        assert_eq!(classify(&upstream(401, "{}")), Class::Other);
+        assert_eq!(
+            classify(&upstream(
+                400,
+                r#"{"error":{"code":"context_length_exceeded"}}"#
+            )),
+            Class::ContextWindow
+        );
+        assert_eq!(
+            classify(&upstream(
+                400,
+                r#"{"error":{"code":"content_policy_violation"}}"#
+            )),
+            Class::ContentPolicy
+        );
+        assert_eq!(
+            classify(&Error::UpstreamTimeout(String::new())),
+            Class::Transient
+        );
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter() {
+        for attempt in 0..6 {
+            let b = backoff(attempt);
+            let cap = BACKOFF_BASE.saturating_mul(1 << attempt).min(BACKOFF_CAP);
+            assert!(b >= cap / 2 && b <= cap, "{attempt}: {b:?}");
+        }
+    }
 }

@@ -1,0 +1,225 @@
+//! Token accounting and stream supervision between the upstream and the
+//! client.
+//!
+//! Tokens come from the upstream's `usage`: the completion's, or a stream's
+//! final usage chunk. When the gateway needs tokens (a `tpm` limit, or
+//! usage-based routing) and the client did not ask for that chunk, the
+//! gateway asks for it (`stream_options.include_usage`) and removes it again
+//! from what the client sees. A stream that stalls longer than the idle
+//! timeout between chunks ends with an error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::limits::{GlobalPermit, KeyLimiter, KeyPermit};
+use crate::metrics::{Gauge, Metrics, RequestLabels};
+use crate::proxy::sse;
+use crate::proxy::upstream::{BodyStream, fmt_secs};
+use crate::router::{InFlight, Member};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// The `usage` of a completion body.
+pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(body).ok()?.usage
+}
+
+/// Where a request's tokens and its end are recorded, and what it holds
+/// while it lasts (in-flight counts, key and global permits).
+pub struct Accounting {
+    pub member: Option<Arc<Member>>,
+    pub key: Option<Arc<KeyLimiter>>,
+    pub metrics: Arc<Metrics>,
+    pub labels: RequestLabels,
+    pub started: Instant,
+    pub holds: Holds,
+}
+
+/// Released when the response is over.
+#[derive(Default)]
+pub struct Holds {
+    pub gauge: Option<Gauge>,
+    pub in_flight: Option<InFlight>,
+    pub key: Option<KeyPermit>,
+    pub global: Option<GlobalPermit>,
+}
+
+impl Accounting {
+    pub fn record(&self, usage: Usage) {
+        let total = usage.prompt_tokens + usage.completion_tokens;
+        if let Some(m) = &self.member {
+            m.add_tokens(total);
+        }
+        if let Some(k) = &self.key {
+            k.add_tokens(total);
+        }
+        self.metrics
+            .tokens(&self.labels, usage.prompt_tokens, usage.completion_tokens);
+    }
+}
+
+/// Supervise a stream: idle timeout, usage capture (and removal when the
+/// gateway asked for it), time to first token. Errors stay `Err` items.
+pub fn meter(body: BodyStream, strip_usage: bool, idle: Duration, acct: Accounting) -> BodyStream {
+    struct State {
+        body: BodyStream,
+        parser: sse::Parser,
+        strip: bool,
+        idle: Duration,
+        acct: Accounting,
+        first: bool,
+        done: bool,
+    }
+    let state = State {
+        body,
+        parser: sse::Parser::default(),
+        strip: strip_usage,
+        idle,
+        acct,
+        first: true,
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            let next = match tokio::time::timeout(st.idle, st.body.next()).await {
+                Err(_) => {
+                    st.done = true;
+                    let e = Error::UpstreamTimeout(format!(
+                        "the upstream stalled for more than {}s",
+                        fmt_secs(st.idle)
+                    ));
+                    return Some((Err(e), st));
+                }
+                Ok(next) => next,
+            };
+            let chunk = match next {
+                None => {
+                    st.done = true;
+                    if st.strip {
+                        let mut events = vec![];
+                        st.parser.finish(&mut events);
+                        let out = reframe(&st.acct, events);
+                        if !out.is_empty() {
+                            return Some((Ok(out), st));
+                        }
+                    }
+                    return None;
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+                Some(Ok(chunk)) => chunk,
+            };
+            if st.first {
+                st.first = false;
+                st.acct
+                    .metrics
+                    .first_token(&st.acct.labels, st.acct.started.elapsed());
+            }
+            let mut events = vec![];
+            if st.parser.push(&chunk, &mut events).is_err() {
+                st.done = true;
+                return Some((
+                    Err(Error::UpstreamUnreachable("an SSE line is too long".into())),
+                    st,
+                ));
+            }
+            if !st.strip {
+                for e in &events {
+                    if let sse::Event::Data(d) = e
+                        && let Some(u) = stream_usage(d)
+                    {
+                        st.acct.record(u);
+                    }
+                }
+                return Some((Ok(chunk), st));
+            }
+            let out = reframe(&st.acct, events);
+            if !out.is_empty() {
+                return Some((Ok(out), st));
+            }
+        }
+    }))
+}
+
+/// Re-emit events as frames, keeping the usage-only chunk out.
+fn reframe(acct: &Accounting, events: Vec<sse::Event>) -> Bytes {
+    let mut out = Vec::new();
+    for e in events {
+        match e {
+            sse::Event::Done => out.extend_from_slice(sse::DONE_FRAME),
+            sse::Event::Data(d) => {
+                if let Some(u) = stream_usage(&d) {
+                    acct.record(u);
+                    if usage_only(&d) {
+                        continue;
+                    }
+                }
+                out.extend_from_slice(&sse::frame(&d));
+            }
+        }
+    }
+    out.into()
+}
+
+/// The usage of a stream chunk, if it carries one.
+fn stream_usage(data: &[u8]) -> Option<Usage> {
+    // Most chunks carry no usage: skip the parse for them.
+    if !contains(data, b"\"usage\"") {
+        return None;
+    }
+    usage_of(data)
+}
+
+/// The final usage chunk has no choices.
+fn usage_only(data: &[u8]) -> bool {
+    serde_json::from_slice::<WithUsage>(data)
+        .ok()
+        .is_some_and(|c| c.choices.is_none_or(|c| c.is_empty()))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_parsing() {
+        assert_eq!(
+            usage_of(br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#),
+            Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4
+            })
+        );
+        assert!(usage_only(br#"{"choices":[],"usage":{}}"#));
+        assert!(!usage_only(br#"{"choices":[{"index":0}],"usage":{}}"#));
+        assert_eq!(stream_usage(br#"{"choices":[{"delta":{}}]}"#), None);
+    }
+}

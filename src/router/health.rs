@@ -1,0 +1,170 @@
+//! What the router knows about each deployment: requests in flight, recent
+//! latency, requests and tokens in the current minute, recent failures and
+//! cooldown. One short mutex per deployment; nothing is held across an await.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::config::Deployment;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Requests and tokens counted over a one-minute window that starts with its
+/// first request (so a limit of N allows N per window, with no clock-edge
+/// bursts from aligning windows to the wall clock).
+#[derive(Debug, Default)]
+pub struct Window {
+    start: Option<Instant>,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+impl Window {
+    /// Roll over when the window has expired; returns the time until it ends.
+    pub fn roll(&mut self, now: Instant) -> Duration {
+        match self.start {
+            Some(s) if now.duration_since(s) < MINUTE => MINUTE - now.duration_since(s),
+            _ => {
+                self.start = Some(now);
+                self.requests = 0;
+                self.tokens = 0;
+                MINUTE
+            }
+        }
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One deployment and its live state.
+#[derive(Debug)]
+pub struct Member {
+    pub d: Arc<Deployment>,
+    in_flight: AtomicUsize,
+    /// Exponentially weighted latency in microseconds; 0 until measured.
+    latency_us: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    window: Window,
+    failures: VecDeque<Instant>,
+    cooldown_until: Option<Instant>,
+}
+
+/// Why a deployment cannot take a request now, and for how long.
+pub enum Unavailable {
+    CoolingDown(Duration),
+    AtLimit(Duration),
+}
+
+impl Member {
+    pub fn new(d: Arc<Deployment>) -> Self {
+        Member {
+            d,
+            in_flight: AtomicUsize::new(0),
+            latency_us: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The latency estimate; `None` before the first success.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// Tokens used in the current window (for usage-based routing).
+    pub fn tokens_this_minute(&self) -> u64 {
+        let mut s = lock(&self.state);
+        s.window.roll(Instant::now());
+        s.window.tokens
+    }
+
+    pub fn check(&self, now: Instant) -> Result<(), Unavailable> {
+        let mut s = lock(&self.state);
+        if let Some(until) = s.cooldown_until {
+            if until > now {
+                return Err(Unavailable::CoolingDown(until - now));
+            }
+            s.cooldown_until = None;
+        }
+        let reset = s.window.roll(now);
+        let over_rpm = self.d.rpm.is_some_and(|rpm| s.window.requests >= rpm);
+        let over_tpm = self.d.tpm.is_some_and(|tpm| s.window.tokens >= tpm);
+        if over_rpm || over_tpm {
+            return Err(Unavailable::AtLimit(reset));
+        }
+        Ok(())
+    }
+
+    /// An attempt starts: counted against rpm and in flight until the guard drops.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        lock(&self.state).window.requests += 1;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    pub fn succeeded(&self, latency: Duration) {
+        let us = (latency.as_micros() as u64).max(1);
+        let old = self.latency_us.load(Ordering::Relaxed);
+        // EWMA with weight 1/4 on the new sample: recent enough to follow a
+        // slowing upstream, smooth enough not to flap.
+        let new = if old == 0 { us } else { (old * 3 + us) / 4 };
+        self.latency_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Count a failure; returns true when it put the deployment in cooldown.
+    pub fn failed(&self, allowed_fails: u32, cooldown: Duration) -> bool {
+        let now = Instant::now();
+        let mut s = lock(&self.state);
+        while s
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+        {
+            s.failures.pop_front();
+        }
+        s.failures.push_back(now);
+        if cooldown > Duration::ZERO && s.failures.len() >= allowed_fails.max(1) as usize {
+            s.failures.clear();
+            s.cooldown_until = Some(now + cooldown);
+            return true;
+        }
+        false
+    }
+
+    pub fn add_tokens(&self, tokens: u64) {
+        let mut s = lock(&self.state);
+        s.window.roll(Instant::now());
+        s.window.tokens += tokens;
+    }
+
+    pub fn cooling_down(&self) -> bool {
+        lock(&self.state)
+            .cooldown_until
+            .is_some_and(|u| u > Instant::now())
+    }
+}
+
+/// Holds a deployment's in-flight count until the response is over (for a
+/// stream: until its body ends or the client leaves).
+#[derive(Debug)]
+pub struct InFlight(Arc<Member>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
