@@ -20,13 +20,20 @@ pub async fn gateway_with_env(yaml: &str, env: &Env) -> Running {
         .expect("gateway starts")
 }
 
-/// A fresh HTTP client (its own connection pool).
+/// The test process's HTTP client (built once: building one loads the
+/// system's CA store, which costs tens of milliseconds). Each test talks to
+/// its own gateway port, so pooled connections are never shared by tests.
 pub fn client() -> reqwest::Client {
-    gateway::install_crypto();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            gateway::install_crypto();
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client")
+        })
+        .clone()
 }
 
 /// POST a chat completion body to the gateway.
