@@ -205,10 +205,16 @@ pub fn envelope(message: &str, kind: &str, param: Option<&str>, status: StatusCo
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        // 5xx messages are the gateway's own words; 4xx ones can quote the
+        // client's input (a block quotes the prompt), so only the kind is logged.
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         } else {
-            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+            tracing::debug!(
+                status = status.as_u16(),
+                kind = self.kind(),
+                "request refused"
+            );
         }
         let mut response = (status, self.body()).into_response();
         let headers = response.headers_mut();

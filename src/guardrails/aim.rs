@@ -243,7 +243,12 @@ impl Client {
             let status = response.status();
             let bytes = response.bytes().await.map_err(|_| Failure::Unreachable)?;
             if !status.is_success() {
-                tracing::debug!(status = status.as_u16(), body = %String::from_utf8_lossy(&bytes), "guardrail answered with an error");
+                // Not the body: a validation error can quote the prompt.
+                tracing::debug!(
+                    status = status.as_u16(),
+                    body_bytes = bytes.len(),
+                    "guardrail answered with an error"
+                );
                 return Err(Failure::Status(status.as_u16()));
             }
             parse_answer(&bytes)

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 use crate::auth::Caller;
 use crate::config::GuardrailConfig;
@@ -311,7 +312,11 @@ impl Guardrail {
         messages: &[Message],
     ) -> Result<Passed, Error> {
         let started = std::time::Instant::now();
-        let verdict = self.client.analyze(hook, info, messages).await;
+        let verdict = self
+            .client
+            .analyze(hook, info, messages)
+            .instrument(self.span(hook))
+            .await;
         let passed = self.decide(hook, verdict, false);
         self.metrics.guardrail_call(
             &self.cfg.name,
@@ -324,7 +329,11 @@ impl Guardrail {
 
     async fn check_output(&self, info: &CallInfo, messages: &[Message]) -> Result<Passed, Error> {
         let started = std::time::Instant::now();
-        let verdict = self.client.analyze(Hook::Output, info, messages).await;
+        let verdict = self
+            .client
+            .analyze(Hook::Output, info, messages)
+            .instrument(self.span(Hook::Output))
+            .await;
         let passed = self.decide(Hook::Output, verdict, true);
         self.metrics.guardrail_call(
             &self.cfg.name,
@@ -333,6 +342,10 @@ impl Guardrail {
             started.elapsed(),
         );
         passed
+    }
+
+    fn span(&self, hook: Hook) -> tracing::Span {
+        tracing::info_span!("guardrail", guardrail = %self.cfg.name, hook = hook.header_value())
     }
 
     fn decide(

@@ -16,6 +16,7 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tracing::Instrument;
 
 use super::Guardrail;
 use super::aim::{self, CallInfo, Hook, Socket, StreamFrame};
@@ -88,7 +89,8 @@ pub fn into_body(items: Items) -> BodyStream {
                 Item::Data(d) => Some((Ok(sse::frame(&d)), (items, false))),
                 Item::Done => Some((Ok(Bytes::from_static(sse::DONE_FRAME)), (items, true))),
                 Item::Fail(e) => {
-                    tracing::info!(error = %e, "stream ended with an error frame");
+                    // The kind only: a block's message can quote the prompt.
+                    tracing::info!(kind = e.kind(), "stream ended with an error frame");
                     Some((Ok(e.sse_frame()), (items, true)))
                 }
             }
@@ -109,7 +111,8 @@ pub async fn connect(g: &Guardrail, info: &CallInfo) -> Result<Option<Socket>, E
 /// One stage: relay `input` through the guardrail's socket.
 pub fn stage(g: Arc<Guardrail>, socket: Socket, input: Items) -> Items {
     let (tx, mut rx) = mpsc::channel::<Item>(16);
-    tokio::spawn(relay(g, socket, input, tx));
+    let span = tracing::info_span!("guardrail_stream", guardrail = %g.cfg.name);
+    tokio::spawn(relay(g, socket, input, tx).instrument(span));
     Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 

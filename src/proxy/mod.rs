@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{Deployment, RoutingStrategy};
 use crate::error::Error;
@@ -62,10 +63,24 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let mut meta = Meta::default();
-    let mut response = match handle(&state, &ctx, &headers, body, &mut meta).await {
+    let span = tracing::info_span!(
+        "request",
+        call_id = ctx.call_id.to_str().unwrap_or_default(),
+        model = tracing::field::Empty,
+        key_alias = tracing::field::Empty,
+        stream = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let handled = handle(&state, &ctx, &headers, body, &mut meta)
+        .instrument(span.clone())
+        .await;
+    let mut response = match handled {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => span.in_scope(|| e.into_response()),
     };
+    let status = response.status().as_u16();
+    span.record("status", status);
+    tracing::debug!(parent: &span, status, took_ms = ctx.started.elapsed().as_secs_f64() * 1000.0, "request finished");
     let labels = RequestLabels {
         route: ROUTE,
         group: meta.group.clone().unwrap_or_default(),
@@ -77,7 +92,7 @@ pub async fn chat_completions(
     };
     state
         .metrics
-        .request(&labels, response.status().as_u16(), ctx.started.elapsed());
+        .request(&labels, status, ctx.started.elapsed());
     let h = response.headers_mut();
     if let Some(m) = &meta.member
         && let Ok(v) = HeaderValue::from_str(&m.d.id)
@@ -141,6 +156,12 @@ async fn handle(
         .await
         .map_err(|_| Error::RequestTimeout(state.settings.body_timeout))??;
     let req = ChatRequest::parse(&bytes)?;
+    let span = tracing::Span::current();
+    span.record("model", req.model.as_str());
+    span.record("stream", req.stream);
+    if let Some(alias) = caller.alias() {
+        span.record("key_alias", alias);
+    }
     let group = state
         .router
         .group(&req.model)

@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::proxy::upstream::{self, UpstreamResponse};
 use health::Unavailable;
 pub use health::{InFlight, Member};
+use tracing::Instrument;
 
 /// The deployments behind one public model name, in file order.
 #[derive(Debug)]
@@ -265,7 +266,10 @@ impl Router {
             let guard = member.start();
             let d = &member.d;
             let started = Instant::now();
-            let result = upstream::send(http, d, build(d), stream, self.timeout(d, stream)).await;
+            let span = tracing::info_span!("upstream", deployment = %d.id, attempt);
+            let result = upstream::send(http, d, build(d), stream, self.timeout(d, stream))
+                .instrument(span)
+                .await;
             routed.member = Some(member.clone());
             match result {
                 Ok(response) => {
