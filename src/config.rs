@@ -1691,6 +1691,37 @@ mod tests {
     }
 
     #[test]
+    fn guardrail_env_fallbacks_and_cato_defaults() {
+        let env = Env::default()
+            .with("AIM_API_KEY", "from-env")
+            .with("AIM_API_BASE", "https://outpost.example/");
+        let (c, _) = parse(
+            "guardrails:\n  - guardrail_name: a\n    litellm_params:\n      guardrail: aim\n      mode: [pre_call]\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.guardrails[0].api_key.expose(), "from-env");
+        assert_eq!(c.guardrails[0].api_base, "https://outpost.example");
+        let env = Env::default().with("CATO_API_KEY", "cato-key");
+        let (c, _) = parse(
+            "guardrails:\n  - guardrail_name: c\n    litellm_params:\n      guardrail: cato_networks\n      mode: post_call\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.guardrails[0].vendor, Vendor::CatoNetworks);
+        assert_eq!(c.guardrails[0].api_key.expose(), "cato-key");
+        assert_eq!(c.guardrails[0].api_base, DEFAULT_CATO_BASE);
+        let e = err(
+            "guardrails:\n  - guardrail_name: p\n    litellm_params:\n      guardrail: presidio\n      mode: pre_call\n",
+        );
+        assert!(
+            e.errors[0]
+                .message
+                .contains("unknown guardrail vendor 'presidio'")
+        );
+    }
+
+    #[test]
     fn router_settings_win() {
         let (c, _) = ok(
             "model_list:\n  - model_name: a\n    litellm_params: {model: openai/m, api_key: k}\n  - model_name: b\n    litellm_params: {model: openai/m, api_key: k}\nrouter_settings:\n  num_retries: 3\n  fallbacks: [{a: [b]}]\nlitellm_settings:\n  num_retries: 1\n  request_timeout: 12\n",

@@ -138,11 +138,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(|_panic| {
-            tracing::error!("a request handler panicked");
-            Error::Internal("handler panicked".into()).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(call_context))
+}
+
+/// A panic in a handler: a 500 envelope with no detail; the connection lives.
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    Error::Internal("handler panicked".into()).into_response()
 }
 
 async fn not_found(req: Request) -> Response {
@@ -328,5 +331,43 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_envelope() {
+        use tower::ServiceExt;
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("secret detail");
+                    }
+                }),
+            )
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(middleware::from_fn(call_context));
+        let response = app
+            .oneshot(
+                Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key(&CALL_ID_HEADER));
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            &body[..],
+            br#"{"error":{"message":"Internal server error","type":"internal_error","param":null,"code":"500"}}"#
+        );
     }
 }
