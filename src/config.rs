@@ -357,6 +357,21 @@ impl Cx {
         }
     }
 
+    /// `map.key`, which must be a mapping, with its path.
+    fn required_mapping<'v>(
+        &mut self,
+        map: &'v Mapping,
+        path: &str,
+        key: &str,
+    ) -> Option<(&'v Mapping, String)> {
+        let path = join(path, key);
+        let Some(v) = field(map, key) else {
+            self.error(path, "is required");
+            return None;
+        };
+        Some((self.mapping(v, &path)?, path))
+    }
+
     fn sequence<'v>(&mut self, v: &'v Value, path: &str) -> Option<&'v [Value]> {
         match v {
             Value::Sequence(s) => Some(s),
@@ -629,12 +644,7 @@ impl Cx {
         let map = self.mapping(item, path)?;
         self.unknown_keys(map, path, &["model_name", "litellm_params", "model_info"]);
         let model_name = self.required_string(map, path, "model_name");
-        let params_path = join(path, "litellm_params");
-        let Some(params) = field(map, "litellm_params") else {
-            self.error(params_path, "is required");
-            return None;
-        };
-        let params = self.mapping(params, &params_path)?;
+        let (params, params_path) = self.required_mapping(map, path, "litellm_params")?;
         let p = params_path.as_str();
         self.unknown_keys(
             params,
@@ -847,12 +857,7 @@ impl Cx {
             &["guardrail_name", "litellm_params", "guardrail_info"],
         );
         let name = self.required_string(map, path, "guardrail_name");
-        let params_path = join(path, "litellm_params");
-        let Some(params) = field(map, "litellm_params") else {
-            self.error(params_path, "is required");
-            return None;
-        };
-        let params = self.mapping(params, &params_path)?;
+        let (params, params_path) = self.required_mapping(map, path, "litellm_params")?;
         let p = params_path.as_str();
         self.unknown_keys(
             params,
