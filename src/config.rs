@@ -139,8 +139,9 @@ pub struct Deployment {
     pub flavor: Flavor,
     /// The model name the upstream expects (the part after the prefix).
     pub upstream_model: String,
-    /// The full URL requests are posted to.
-    pub url: String,
+    /// The full URL requests are posted to, parsed once (None only for a
+    /// `mock_response` deployment without an api_base).
+    pub url: Option<reqwest::Url>,
     pub api_key: Option<Secret>,
     pub timeout: Option<Duration>,
     pub stream_timeout: Option<Duration>,
@@ -747,6 +748,14 @@ impl Cx {
                 )
             }
         };
+        let parsed = match reqwest::Url::parse(&url) {
+            Ok(u) => Some(u),
+            Err(_) if mock_response.is_some() => None,
+            Err(e) => {
+                self.error(join(p, "api_base"), format!("not a valid URL: {e}"));
+                return None;
+            }
+        };
         if let Some(org) = organization {
             match HeaderValue::from_str(&org) {
                 Ok(v) => extra_headers.push((HeaderName::from_static("openai-organization"), v)),
@@ -779,7 +788,7 @@ impl Cx {
             provider: provider_name,
             flavor: provider.flavor,
             upstream_model,
-            url,
+            url: parsed,
             api_key: api_key.map(Secret),
             timeout,
             stream_timeout,
@@ -1613,7 +1622,10 @@ mod tests {
         );
         assert!(w.is_empty(), "{w:?}");
         let d = &c.deployments[0];
-        assert_eq!(d.url, "https://api.openai.com/v1/chat/completions");
+        assert_eq!(
+            d.url.as_ref().unwrap().as_str(),
+            "https://api.openai.com/v1/chat/completions"
+        );
         assert_eq!(d.upstream_model, "gpt-4o");
         assert_eq!(d.api_key.as_ref().unwrap().expose(), "sk-x");
     }
@@ -1627,7 +1639,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.deployments[0].api_key.as_ref().unwrap().expose(), "v1");
-        assert_eq!(c.deployments[0].url, "http://h/v1/chat/completions");
+        assert_eq!(
+            c.deployments[0].url.as_ref().unwrap().as_str(),
+            "http://h/v1/chat/completions"
+        );
 
         let e = err(
             "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/m\n      api_key: os.environ/GATEWAY_TEST_SURELY_UNSET\n",

@@ -64,6 +64,10 @@ impl AppState {
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
+            // Upstreams and guardrails do not redirect, and the router owns
+            // retries: neither layer belongs on the hot path.
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let metrics = Arc::new(Metrics::default());

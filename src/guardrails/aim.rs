@@ -96,7 +96,7 @@ impl fmt::Display for Failure {
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
-    analyze_url: String,
+    analyze_url: reqwest::Url,
     stream_url: String,
     authorization: HeaderValue,
     timeout: Duration,
@@ -177,7 +177,9 @@ impl Client {
         authorization.set_sensitive(true);
         Ok(Client {
             http,
-            analyze_url: format!("{}/fw/v1/analyze", cfg.api_base),
+            analyze_url: reqwest::Url::parse(&format!("{}/fw/v1/analyze", cfg.api_base)).map_err(
+                |e| format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name),
+            )?,
             stream_url: format!("{ws_base}/fw/v1/analyze/stream"),
             authorization,
             timeout: cfg.timeout,
@@ -231,7 +233,7 @@ impl Client {
         let call = async {
             let response = self
                 .http
-                .post(&self.analyze_url)
+                .post(self.analyze_url.clone())
                 .headers(headers)
                 .body(body)
                 .send()

@@ -51,8 +51,11 @@ pub async fn send(
     if let Some(text) = &d.mock_response {
         return Ok(mock::respond(text, &d.upstream_model, stream));
     }
+    let Some(url) = &d.url else {
+        return Err(Error::Internal("deployment without a URL".into()));
+    };
     let deadline = Instant::now() + timeout;
-    let mut req = http.post(&d.url).header(
+    let mut req = http.post(url.clone()).header(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
