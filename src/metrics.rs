@@ -1,14 +1,17 @@
 //! Prometheus metrics, rendered as text for `GET /metrics`.
 //!
-//! One small registry behind one mutex: label sets are rendered once into a
-//! string key and the lock is held for a map update, never across an await.
-//! Every metric is listed, with its help text, in [`DESCRIPTIONS`] (and in
-//! the README).
+//! The per-request series live in atomics owned by what they describe: each
+//! deployment has a [`DeploymentStats`], each guardrail a [`GuardrailStats`],
+//! registered once at startup. Recording a request is a few atomic adds, with
+//! no label strings built and no lock shared by all requests. Rare events
+//! (retries, fallbacks, cooldowns, rate limits, requests refused before a
+//! deployment was chosen) go to a small keyed registry. Every metric is
+//! listed, with its help text, in [`DESCRIPTIONS`] (and in the README).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// (name, type, help) of every metric the gateway exports.
@@ -80,50 +83,146 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-const BUCKETS: &[f64] = &[
+const ROUTE: &str = "/v1/chat/completions";
+
+const BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
 ];
 
+/// A histogram updated with atomics only.
 #[derive(Debug, Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
 }
 
 impl Histogram {
-    fn observe(&mut self, v: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
         }
-        if let Some(i) = BUCKETS.iter().position(|b| v <= *b) {
-            self.counts[i] += 1;
+        self.sum_nanos
+            .fetch_add(d.as_nanos().min(u128::from(u64::MAX)) as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Relaxed)),
+            sum_nanos: self.sum_nanos.load(Relaxed),
+            count: self.count.load(Relaxed),
         }
-        self.sum += v;
-        self.count += 1;
+    }
+}
+
+/// A histogram's values, for adding several together when rendering.
+#[derive(Clone, Copy, Default)]
+struct Snapshot {
+    buckets: [u64; BUCKETS.len()],
+    sum_nanos: u64,
+    count: u64,
+}
+
+impl std::ops::AddAssign for Snapshot {
+    fn add_assign(&mut self, o: Snapshot) {
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets) {
+            *a += b;
+        }
+        self.sum_nanos += o.sum_nanos;
+        self.count += o.count;
+    }
+}
+
+/// Everything measured about one deployment.
+#[derive(Debug)]
+pub struct DeploymentStats {
+    pub group: String,
+    pub id: String,
+    /// (status, count): a handful of distinct statuses, one short lock.
+    statuses: Mutex<Vec<(u16, u64)>>,
+    duration: Histogram,
+    upstream: Histogram,
+    first_token: Histogram,
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
+}
+
+impl DeploymentStats {
+    /// A response head went out.
+    pub fn request(&self, status: u16, took: Duration) {
+        let mut s = lock(&self.statuses);
+        match s.iter_mut().find(|(code, _)| *code == status) {
+            Some((_, n)) => *n += 1,
+            None => s.push((status, 1)),
+        }
+        drop(s);
+        self.duration.observe(took);
+    }
+
+    pub fn upstream(&self, took: Duration) {
+        self.upstream.observe(took);
+    }
+
+    pub fn first_token(&self, took: Duration) {
+        self.first_token.observe(took);
+    }
+
+    pub fn tokens(&self, prompt: u64, completion: u64) {
+        self.tokens_in.fetch_add(prompt, Relaxed);
+        self.tokens_out.fetch_add(completion, Relaxed);
+    }
+}
+
+/// The hooks a guardrail is called from, as metric labels.
+pub const HOOKS: [&str; 4] = ["pre_call", "moderation", "output", "output_stream"];
+/// A guardrail call's outcome, as metric labels.
+pub const VERDICTS: [&str; 4] = ["pass", "block", "anonymize", "error"];
+
+/// Everything measured about one guardrail.
+#[derive(Debug)]
+pub struct GuardrailStats {
+    pub name: String,
+    calls: [[AtomicU64; VERDICTS.len()]; HOOKS.len()],
+    durations: [Histogram; HOOKS.len()],
+    fail_open: AtomicU64,
+}
+
+impl GuardrailStats {
+    /// One check: `hook` and `verdict` index [`HOOKS`] and [`VERDICTS`].
+    pub fn call(&self, hook: usize, verdict: usize, took: Duration) {
+        self.calls[hook][verdict].fetch_add(1, Relaxed);
+        self.durations[hook].observe(took);
+    }
+
+    pub fn fail_open(&self) {
+        self.fail_open.fetch_add(1, Relaxed);
     }
 }
 
 #[derive(Debug, Default)]
 struct Registry {
     counters: BTreeMap<(&'static str, String), u64>,
-    histograms: BTreeMap<(&'static str, String), Histogram>,
+    /// Request durations of requests refused before a deployment was
+    /// chosen, by model group ("" when none was resolved).
+    unrouted: BTreeMap<String, Snapshot>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot({})", self.count)
+    }
 }
 
 /// The gateway's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    registry: Mutex<Registry>,
     in_flight: AtomicI64,
-}
-
-/// The labels every request metric shares, rendered once per request.
-#[derive(Clone, Debug, Default)]
-pub struct RequestLabels {
-    pub route: &'static str,
-    pub group: String,
-    pub deployment: String,
+    deployments: Mutex<Vec<Arc<DeploymentStats>>>,
+    guardrails: Mutex<Vec<Arc<GuardrailStats>>>,
+    registry: Mutex<Registry>,
 }
 
 /// Counts one request in flight until dropped.
@@ -132,8 +231,12 @@ pub struct Gauge(Arc<Metrics>);
 
 impl Drop for Gauge {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Relaxed);
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `k1="v1",k2="v2"` with Prometheus escaping.
@@ -159,116 +262,76 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 }
 
 impl Metrics {
-    fn count(&self, name: &'static str, labels: String, n: u64) {
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        *r.counters.entry((name, labels)).or_default() += n;
+    /// Register a deployment (at startup); the router keeps the handle.
+    pub fn deployment(&self, group: &str, id: &str) -> Arc<DeploymentStats> {
+        let stats = Arc::new(DeploymentStats {
+            group: group.to_owned(),
+            id: id.to_owned(),
+            statuses: Mutex::default(),
+            duration: Histogram::default(),
+            upstream: Histogram::default(),
+            first_token: Histogram::default(),
+            tokens_in: AtomicU64::new(0),
+            tokens_out: AtomicU64::new(0),
+        });
+        lock(&self.deployments).push(stats.clone());
+        stats
     }
 
-    fn observe(&self, name: &'static str, labels: String, d: Duration) {
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        r.histograms
+    /// Register a guardrail (at startup).
+    pub fn guardrail(&self, name: &str) -> Arc<GuardrailStats> {
+        let stats = Arc::new(GuardrailStats {
+            name: name.to_owned(),
+            calls: Default::default(),
+            durations: Default::default(),
+            fail_open: AtomicU64::new(0),
+        });
+        lock(&self.guardrails).push(stats.clone());
+        stats
+    }
+
+    fn count(&self, name: &'static str, labels: String) {
+        *lock(&self.registry)
+            .counters
             .entry((name, labels))
-            .or_default()
-            .observe(d.as_secs_f64());
+            .or_default() += 1;
     }
 
     /// Count a request in flight until the returned guard drops.
     pub fn gauge(self: &Arc<Self>) -> Gauge {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Relaxed);
         Gauge(self.clone())
     }
 
-    /// A response head went out.
-    pub fn request(&self, l: &RequestLabels, status: u16, took: Duration) {
+    /// A request answered before any deployment was chosen (an auth error,
+    /// a bad body, a block in pre_call, ...); `group` is "" when unknown.
+    pub fn unrouted(&self, group: &str, status: u16, took: Duration) {
         let status = status.to_string();
-        self.count(
-            "gateway_requests_total",
-            labels(&[
-                ("route", l.route),
-                ("model_group", &l.group),
-                ("deployment", &l.deployment),
-                ("status", &status),
-            ]),
-            1,
-        );
-        self.observe(
-            "gateway_request_duration_seconds",
-            labels(&[("route", l.route), ("model_group", &l.group)]),
-            took,
-        );
-    }
-
-    pub fn upstream(&self, l: &RequestLabels, took: Duration) {
-        self.observe(
-            "gateway_upstream_duration_seconds",
-            labels(&[("model_group", &l.group), ("deployment", &l.deployment)]),
-            took,
-        );
-    }
-
-    pub fn first_token(&self, l: &RequestLabels, took: Duration) {
-        self.observe(
-            "gateway_time_to_first_token_seconds",
-            labels(&[("model_group", &l.group)]),
-            took,
-        );
-    }
-
-    pub fn tokens(&self, l: &RequestLabels, prompt: u64, completion: u64) {
-        for (direction, n) in [("in", prompt), ("out", completion)] {
-            self.count(
-                "gateway_tokens_total",
+        let mut r = lock(&self.registry);
+        *r.counters
+            .entry((
+                "gateway_requests_total",
                 labels(&[
-                    ("model_group", &l.group),
-                    ("deployment", &l.deployment),
-                    ("direction", direction),
+                    ("route", ROUTE),
+                    ("model_group", group),
+                    ("deployment", ""),
+                    ("status", &status),
                 ]),
-                n,
-            );
-        }
-    }
-
-    /// One guardrail HTTP call: `verdict` is pass, block, anonymize or error.
-    pub fn guardrail_call(&self, name: &str, hook: &str, verdict: &str, took: Duration) {
-        self.count(
-            "gateway_guardrail_calls_total",
-            labels(&[("guardrail", name), ("hook", hook), ("verdict", verdict)]),
-            1,
-        );
-        self.observe(
-            "gateway_guardrail_duration_seconds",
-            labels(&[("guardrail", name), ("hook", hook)]),
-            took,
-        );
-    }
-
-    /// One streaming guardrail session ended with `verdict`.
-    pub fn guardrail_stream(&self, name: &str, verdict: &str, took: Duration) {
-        self.guardrail_call(name, "output_stream", verdict, took);
-    }
-
-    /// A guardrail failed and let the request through (`fail_open`).
-    pub fn guardrail_fail_open(&self, name: &str) {
-        self.count(
-            "gateway_guardrail_fail_open_total",
-            labels(&[("guardrail", name)]),
-            1,
-        );
+            ))
+            .or_default() += 1;
+        let h = Histogram::default();
+        h.observe(took);
+        *r.unrouted.entry(group.to_owned()).or_default() += h.snapshot();
     }
 
     pub fn retry(&self, group: &str) {
-        self.count(
-            "gateway_retries_total",
-            labels(&[("model_group", group)]),
-            1,
-        );
+        self.count("gateway_retries_total", labels(&[("model_group", group)]));
     }
 
     pub fn fallback(&self, from: &str, to: &str) {
         self.count(
             "gateway_fallbacks_total",
             labels(&[("from", from), ("to", to)]),
-            1,
         );
     }
 
@@ -276,55 +339,146 @@ impl Metrics {
         self.count(
             "gateway_cooldowns_total",
             labels(&[("model_group", group), ("deployment", deployment)]),
-            1,
         );
     }
 
     /// A 429 from a limit; `scope` is key, global or deployment.
     pub fn rate_limited(&self, scope: &str) {
-        self.count("gateway_rate_limited_total", labels(&[("scope", scope)]), 1);
+        self.count("gateway_rate_limited_total", labels(&[("scope", scope)]));
     }
 
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
-        let r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::with_capacity(4096);
+        let deployments = lock(&self.deployments).clone();
+        let guardrails = lock(&self.guardrails).clone();
+        let r = lock(&self.registry);
+        let mut out = String::with_capacity(8192);
+        // Per-group sums, in the order groups first appear.
+        let mut groups: Vec<(&str, Snapshot, Snapshot)> = vec![];
+        for d in &deployments {
+            let (dur, ttft) = (d.duration.snapshot(), d.first_token.snapshot());
+            match groups.iter_mut().find(|(g, _, _)| *g == d.group) {
+                Some((_, a, b)) => {
+                    *a += dur;
+                    *b += ttft;
+                }
+                None => groups.push((&d.group, dur, ttft)),
+            }
+        }
+        for (group, snap) in &r.unrouted {
+            match groups.iter_mut().find(|(g, _, _)| g == group) {
+                Some((_, a, _)) => *a += *snap,
+                None => groups.push((group, *snap, Snapshot::default())),
+            }
+        }
         for (name, kind, help) in DESCRIPTIONS {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            match *kind {
-                "gauge" => {
-                    let _ = writeln!(out, "{name} {}", self.in_flight.load(Ordering::Relaxed));
-                }
-                "counter" => {
-                    for ((n, l), v) in r.counters.range((*name, String::new())..) {
-                        if n != name {
-                            break;
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            match *name {
+                "gateway_requests_total" => {
+                    for d in &deployments {
+                        for (status, n) in lock(&d.statuses).iter() {
+                            let l = labels(&[
+                                ("route", ROUTE),
+                                ("model_group", &d.group),
+                                ("deployment", &d.id),
+                                ("status", &status.to_string()),
+                            ]);
+                            let _ = writeln!(out, "{name}{{{l}}} {n}");
                         }
-                        let _ = writeln!(out, "{name}{{{l}}} {v}");
+                    }
+                    counters(&mut out, &r, name);
+                }
+                "gateway_request_duration_seconds" => {
+                    for (group, dur, _) in &groups {
+                        let l = labels(&[("route", ROUTE), ("model_group", group)]);
+                        histogram(&mut out, name, &l, dur);
                     }
                 }
-                _ => {
-                    for ((n, l), h) in r.histograms.range((*name, String::new())..) {
-                        if n != name {
-                            break;
-                        }
-                        let sep = if l.is_empty() { "" } else { "," };
-                        let mut cumulative = 0;
-                        for (i, b) in BUCKETS.iter().enumerate() {
-                            cumulative += h.counts.get(i).copied().unwrap_or(0);
-                            let _ =
-                                writeln!(out, "{name}_bucket{{{l}{sep}le=\"{b}\"}} {cumulative}");
-                        }
-                        let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"+Inf\"}} {}", h.count);
-                        let _ = writeln!(out, "{name}_sum{{{l}}} {}", h.sum);
-                        let _ = writeln!(out, "{name}_count{{{l}}} {}", h.count);
+                "gateway_upstream_duration_seconds" => {
+                    for d in &deployments {
+                        let l = labels(&[("model_group", &d.group), ("deployment", &d.id)]);
+                        histogram(&mut out, name, &l, &d.upstream.snapshot());
                     }
                 }
+                "gateway_time_to_first_token_seconds" => {
+                    for (group, _, ttft) in &groups {
+                        histogram(&mut out, name, &labels(&[("model_group", group)]), ttft);
+                    }
+                }
+                "gateway_tokens_total" => {
+                    for d in &deployments {
+                        for (direction, n) in [("in", &d.tokens_in), ("out", &d.tokens_out)] {
+                            let l = labels(&[
+                                ("model_group", &d.group),
+                                ("deployment", &d.id),
+                                ("direction", direction),
+                            ]);
+                            let _ = writeln!(out, "{name}{{{l}}} {}", n.load(Relaxed));
+                        }
+                    }
+                }
+                "gateway_requests_in_flight" => {
+                    let _ = writeln!(out, "{name} {}", self.in_flight.load(Relaxed));
+                }
+                "gateway_guardrail_calls_total" => {
+                    for g in &guardrails {
+                        for (h, hook) in HOOKS.iter().enumerate() {
+                            for (v, verdict) in VERDICTS.iter().enumerate() {
+                                let n = g.calls[h][v].load(Relaxed);
+                                if n > 0 {
+                                    let l = labels(&[
+                                        ("guardrail", &g.name),
+                                        ("hook", hook),
+                                        ("verdict", verdict),
+                                    ]);
+                                    let _ = writeln!(out, "{name}{{{l}}} {n}");
+                                }
+                            }
+                        }
+                    }
+                }
+                "gateway_guardrail_duration_seconds" => {
+                    for g in &guardrails {
+                        for (h, hook) in HOOKS.iter().enumerate() {
+                            let snap = g.durations[h].snapshot();
+                            if snap.count > 0 {
+                                let l = labels(&[("guardrail", &g.name), ("hook", hook)]);
+                                histogram(&mut out, name, &l, &snap);
+                            }
+                        }
+                    }
+                }
+                "gateway_guardrail_fail_open_total" => {
+                    for g in &guardrails {
+                        let l = labels(&[("guardrail", &g.name)]);
+                        let _ = writeln!(out, "{name}{{{l}}} {}", g.fail_open.load(Relaxed));
+                    }
+                }
+                _ => counters(&mut out, &r, name),
             }
         }
         out
     }
+}
+
+fn counters(out: &mut String, r: &Registry, name: &'static str) {
+    for ((n, l), v) in r.counters.range((name, String::new())..) {
+        if *n != name {
+            break;
+        }
+        let _ = writeln!(out, "{name}{{{l}}} {v}");
+    }
+}
+
+fn histogram(out: &mut String, name: &str, l: &str, h: &Snapshot) {
+    let mut cumulative = 0;
+    for (b, n) in BUCKETS.iter().zip(h.buckets) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{{l},le=\"{b}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{l},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{l}}} {}", h.sum_nanos as f64 / 1e9);
+    let _ = writeln!(out, "{name}_count{{{l}}} {}", h.count);
 }
 
 #[cfg(test)]
@@ -334,21 +488,28 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
-        let l = RequestLabels {
-            route: "/v1/chat/completions",
-            group: "g\"1".into(),
-            deployment: "d".into(),
-        };
-        m.request(&l, 200, Duration::from_millis(3));
-        m.request(&l, 200, Duration::from_millis(30));
+        let d = m.deployment("g\"1", "d");
+        d.request(200, Duration::from_millis(3));
+        d.request(200, Duration::from_millis(30));
+        m.unrouted("g\"1", 401, Duration::from_millis(1));
         m.retry("g");
+        let g = m.guardrail("aim");
+        g.call(0, 1, Duration::from_millis(2));
         let text = m.render();
+        assert!(
+            text.contains(
+                "gateway_requests_total{route=\"/v1/chat/completions\",model_group=\"g\\\"1\",deployment=\"d\",status=\"200\"} 2"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
-            "gateway_requests_total{route=\"/v1/chat/completions\",model_group=\"g\\\"1\",deployment=\"d\",status=\"200\"} 2"
-        ), "{text}");
-        assert!(text.contains("gateway_request_duration_seconds_count{route=\"/v1/chat/completions\",model_group=\"g\\\"1\"} 2"));
-        assert!(text.contains("le=\"0.005\"} 1"));
+            "gateway_request_duration_seconds_count{route=\"/v1/chat/completions\",model_group=\"g\\\"1\"} 3"
+        ));
+        assert!(text.contains("le=\"0.005\"} 2"), "{text}");
         assert!(text.contains("gateway_retries_total{model_group=\"g\"} 1"));
+        assert!(text.contains(
+            "gateway_guardrail_calls_total{guardrail=\"aim\",hook=\"pre_call\",verdict=\"block\"} 1"
+        ));
         assert!(text.contains("gateway_requests_in_flight 0"));
     }
 }

@@ -34,6 +34,15 @@ pub enum Hook {
 }
 
 impl Hook {
+    /// The hook's index in [`crate::metrics::HOOKS`].
+    pub fn index(self) -> usize {
+        match self {
+            Hook::PreCall => 0,
+            Hook::During => 1,
+            Hook::Output => 2,
+        }
+    }
+
     pub fn header_value(self) -> &'static str {
         match self {
             Hook::PreCall => "pre_call",

@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::auth::Caller;
 use crate::config::GuardrailConfig;
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::metrics::{GuardrailStats, Metrics};
 pub use aim::{CallInfo, Hook, Message};
 
 /// A configured guardrail and its client.
@@ -35,7 +35,7 @@ pub use aim::{CallInfo, Hook, Message};
 pub struct Guardrail {
     pub cfg: GuardrailConfig,
     client: aim::Client,
-    metrics: Arc<Metrics>,
+    stats: Arc<GuardrailStats>,
 }
 
 /// Every configured guardrail, in config order.
@@ -69,7 +69,7 @@ impl Guardrails {
             all.push(Arc::new(Guardrail {
                 client: aim::Client::new(cfg, http.clone())?,
                 cfg: cfg.clone(),
-                metrics: metrics.clone(),
+                stats: metrics.guardrail(&cfg.name),
             }));
         }
         Ok(Guardrails { all })
@@ -149,13 +149,13 @@ impl Applied {
     }
 }
 
-fn verdict_label(r: &Result<Passed, Error>) -> &'static str {
+/// The verdict's index in [`crate::metrics::VERDICTS`].
+fn verdict_index(r: &Result<Passed, Error>) -> usize {
     match r {
-        Ok(Passed::Yes) => "pass",
-        Ok(Passed::Rewritten(_)) => "anonymize",
-        Ok(Passed::Skipped) => "error",
-        Err(Error::GuardrailBlocked(_)) => "block",
-        Err(_) => "error",
+        Ok(Passed::Yes) => 0,
+        Err(Error::GuardrailBlocked(_)) => 1,
+        Ok(Passed::Rewritten(_)) => 2,
+        Ok(Passed::Skipped) | Err(_) => 3,
     }
 }
 
@@ -318,12 +318,8 @@ impl Guardrail {
             .instrument(self.span(hook))
             .await;
         let passed = self.decide(hook, verdict, false);
-        self.metrics.guardrail_call(
-            &self.cfg.name,
-            hook.header_value(),
-            verdict_label(&passed),
-            started.elapsed(),
-        );
+        self.stats
+            .call(hook.index(), verdict_index(&passed), started.elapsed());
         passed
     }
 
@@ -335,10 +331,9 @@ impl Guardrail {
             .instrument(self.span(Hook::Output))
             .await;
         let passed = self.decide(Hook::Output, verdict, true);
-        self.metrics.guardrail_call(
-            &self.cfg.name,
-            "output",
-            verdict_label(&passed),
+        self.stats.call(
+            Hook::Output.index(),
+            verdict_index(&passed),
             started.elapsed(),
         );
         passed
@@ -392,7 +387,7 @@ impl Guardrail {
         let name = &self.cfg.name;
         if self.cfg.fail_open {
             tracing::warn!(guardrail = %name, hook = hook.header_value(), reason = %failure, "guardrail unavailable; failing open");
-            self.metrics.guardrail_fail_open(name);
+            self.stats.fail_open();
             Ok(Passed::Skipped)
         } else {
             tracing::warn!(guardrail = %name, hook = hook.header_value(), reason = %failure, "guardrail unavailable; failing closed");

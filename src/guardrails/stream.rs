@@ -116,6 +116,9 @@ pub fn stage(g: Arc<Guardrail>, socket: Socket, input: Items) -> Items {
     Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
+/// `output_stream` in [`crate::metrics::HOOKS`]; verdicts 0 pass, 1 block, 3 error.
+const STREAM_HOOK: usize = 3;
+
 async fn relay(g: Arc<Guardrail>, mut socket: Socket, mut input: Items, tx: mpsc::Sender<Item>) {
     let started = std::time::Instant::now();
     // Chunks sent to Aim and not yet answered; on a fail-open failure they
@@ -157,14 +160,14 @@ async fn relay(g: Arc<Guardrail>, mut socket: Socket, mut input: Items, tx: mpsc
                         }
                     }
                     Ok(StreamFrame::Done) => {
-                        g.metrics.guardrail_stream(&g.cfg.name, "pass", started.elapsed());
+                        g.stats.call(STREAM_HOOK, 0, started.elapsed());
                         let _ = tx.send(Item::Done).await;
                         close(socket).await;
                         return;
                     }
                     Ok(StreamFrame::Blocked(message)) => {
                         tracing::info!(guardrail = %g.cfg.name, "guardrail blocked a stream");
-                        g.metrics.guardrail_stream(&g.cfg.name, "block", started.elapsed());
+                        g.stats.call(STREAM_HOOK, 1, started.elapsed());
                         let _ = tx.send(Item::Fail(Error::GuardrailBlocked(message))).await;
                         close(socket).await;
                         return;
@@ -202,8 +205,7 @@ async fn relay(g: Arc<Guardrail>, mut socket: Socket, mut input: Items, tx: mpsc
             _ = sleep => break aim::Failure::Timeout(timeout),
         }
     };
-    g.metrics
-        .guardrail_stream(&g.cfg.name, "error", started.elapsed());
+    g.stats.call(STREAM_HOOK, 3, started.elapsed());
     match g.failed(Hook::Output, failure) {
         Err(e) => {
             let _ = tx.send(Item::Fail(e)).await;

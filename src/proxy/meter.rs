@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::limits::{GlobalPermit, KeyLimiter, KeyPermit};
-use crate::metrics::{Gauge, Metrics, RequestLabels};
+use crate::metrics::{DeploymentStats, Gauge};
 use crate::proxy::sse;
 use crate::proxy::upstream::{BodyStream, fmt_secs};
 use crate::router::{InFlight, Member};
@@ -48,8 +48,7 @@ pub fn usage_of(body: &[u8]) -> Option<Usage> {
 pub struct Accounting {
     pub member: Option<Arc<Member>>,
     pub key: Option<Arc<KeyLimiter>>,
-    pub metrics: Arc<Metrics>,
-    pub labels: RequestLabels,
+    pub stats: Arc<DeploymentStats>,
     pub started: Instant,
     pub holds: Holds,
 }
@@ -72,8 +71,8 @@ impl Accounting {
         if let Some(k) = &self.key {
             k.add_tokens(total);
         }
-        self.metrics
-            .tokens(&self.labels, usage.prompt_tokens, usage.completion_tokens);
+        self.stats
+            .tokens(usage.prompt_tokens, usage.completion_tokens);
     }
 }
 
@@ -135,9 +134,7 @@ pub fn meter(body: BodyStream, strip_usage: bool, idle: Duration, acct: Accounti
             };
             if st.first {
                 st.first = false;
-                st.acct
-                    .metrics
-                    .first_token(&st.acct.labels, st.acct.started.elapsed());
+                st.acct.stats.first_token(st.acct.started.elapsed());
             }
             let mut events = vec![];
             if st.parser.push(&chunk, &mut events).is_err() {

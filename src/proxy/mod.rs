@@ -33,7 +33,6 @@ use tracing::Instrument;
 use crate::config::{Deployment, RoutingStrategy};
 use crate::error::Error;
 use crate::guardrails::{self, Applied, CallInfo, stream as gstream};
-use crate::metrics::RequestLabels;
 use crate::router::Member;
 use crate::server::{AppState, CallContext};
 use meter::{Accounting, Holds};
@@ -53,8 +52,6 @@ struct Meta {
     /// `x-ratelimit-*` for a key with limits.
     rate_headers: Vec<(HeaderName, HeaderValue)>,
 }
-
-const ROUTE: &str = "/v1/chat/completions";
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
@@ -83,18 +80,13 @@ pub async fn chat_completions(
     let status = response.status().as_u16();
     span.record("status", status);
     tracing::debug!(parent: &span, status, took_ms = ctx.started.elapsed().as_secs_f64() * 1000.0, "request finished");
-    let labels = RequestLabels {
-        route: ROUTE,
-        group: meta.group.clone().unwrap_or_default(),
-        deployment: meta
-            .member
-            .as_ref()
-            .map(|m| m.d.id.clone())
-            .unwrap_or_default(),
-    };
-    state
-        .metrics
-        .request(&labels, status, ctx.started.elapsed());
+    let took = ctx.started.elapsed();
+    match &meta.member {
+        Some(m) => m.stats.request(status, took),
+        None => state
+            .metrics
+            .unrouted(meta.group.as_deref().unwrap_or_default(), status, took),
+    }
     let h = response.headers_mut();
     if let Some(m) = &meta.member
         && let Ok(v) = HeaderValue::from_str(&m.d.id)
@@ -272,17 +264,11 @@ async fn handle(
     let Some(member) = meta.member.clone() else {
         return Err(Error::Internal("routed without a deployment".into()));
     };
-    let labels = RequestLabels {
-        route: ROUTE,
-        group: meta.group.clone().unwrap_or_default(),
-        deployment: member.d.id.clone(),
-    };
-    state.metrics.upstream(&labels, waited);
+    member.stats.upstream(waited);
     let acct = Accounting {
         member: Some(member.clone()),
         key: caller.key_entry().map(|k| k.limiter.clone()),
-        metrics: state.metrics.clone(),
-        labels,
+        stats: member.stats.clone(),
         started: ctx.started,
         holds: Holds {
             gauge: Some(gauge),

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::Deployment;
+use crate::metrics::DeploymentStats;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -44,6 +45,8 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Member {
     pub d: Arc<Deployment>,
+    /// This deployment's metrics.
+    pub stats: Arc<DeploymentStats>,
     in_flight: AtomicUsize,
     /// Exponentially weighted latency in microseconds; 0 until measured.
     latency_us: AtomicU64,
@@ -64,9 +67,10 @@ pub enum Unavailable {
 }
 
 impl Member {
-    pub fn new(d: Arc<Deployment>) -> Self {
+    pub fn new(d: Arc<Deployment>, stats: Arc<DeploymentStats>) -> Self {
         Member {
             d,
+            stats,
             in_flight: AtomicUsize::new(0),
             latency_us: AtomicU64::new(0),
             state: Mutex::new(State::default()),

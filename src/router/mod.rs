@@ -125,7 +125,8 @@ impl Router {
         let mut groups: Vec<Group> = vec![];
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for d in deployments {
-            let member = Arc::new(Member::new(d.clone()));
+            let stats = metrics.deployment(&d.model_name, &d.id);
+            let member = Arc::new(Member::new(d.clone(), stats));
             match by_name.get(&d.model_name) {
                 Some(&i) => groups[i].members.push(member),
                 None => {
