@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 
 use crate::config::{self, Env};
-use crate::server::{AppState, serve};
+use crate::server::{AppState, serve, set_worker};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -32,6 +32,10 @@ pub struct Cli {
     /// Log output: human-readable lines, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    /// Worker threads, each with its own event loop and listening socket
+    /// (default: one per CPU).
+    #[arg(long, alias = "num_workers")]
+    pub num_workers: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,17 +68,7 @@ pub fn main(cli: Cli, env: Env) -> ExitCode {
         Ok(None) => return ExitCode::SUCCESS,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&cli, config)) {
+    match run(&cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -121,23 +115,106 @@ pub fn load(cli: &Cli, env: &Env) -> Result<Option<config::Config>, ExitCode> {
 }
 
 /// Serve `config` on the CLI's address until SIGINT or SIGTERM.
-pub async fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
+///
+/// Thread per core: each worker thread runs its own single-threaded event
+/// loop on its own listening socket (`SO_REUSEPORT`, so the kernel spreads
+/// connections), with its own upstream connection pool. A request is then
+/// served start to finish on one thread, with no cross-thread wakeups on the
+/// hot path. Shared state (router, limits, metrics) is `Sync`.
+pub fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
+    let workers = cli
+        .num_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
     let models = config.deployments.len();
     let guardrails = config.guardrails.len();
-    let state = AppState::new(config)?;
-    let addr = format!("{}:{}", cli.host, cli.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let state = AppState::new(config, workers)?;
+    let main_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let listeners = main_rt.block_on(bind(&cli.host, cli.port, workers))?;
+    let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("gateway-worker-{i}"))
+            .spawn(move || -> Result<(), String> {
+                set_worker(i);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+                rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    serve(listener, state, stopped)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        threads.push(thread);
+    }
     tracing::info!(
         version = crate::VERSION,
         models,
         guardrails,
+        workers,
         "gateway listening on http://{addr}"
     );
-    serve(listener, state, shutdown_signal())
+    main_rt.block_on(shutdown_signal());
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err("a worker thread panicked".to_owned()),
+        }
+    }
+    result
+}
+
+/// `count` listening sockets on one address (`SO_REUSEPORT`); with port 0,
+/// the first picks the port and the others share it.
+async fn bind(host: &str, port: u16, count: usize) -> Result<Vec<std::net::TcpListener>, String> {
+    let mut addr = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {host}"))?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(|e| e.to_string())?;
+        socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
+        #[cfg(unix)]
+        socket.set_reuseport(true).map_err(|e| e.to_string())?;
+        socket
+            .bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = socket
+            .listen(1024)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        addr = listener.local_addr().map_err(|e| e.to_string())?;
+        out.push(listener.into_std().map_err(|e| e.to_string())?);
+        // Without SO_REUSEPORT a second socket cannot share the address.
+        if cfg!(not(unix)) {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// SIGINT or SIGTERM.

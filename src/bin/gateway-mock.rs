@@ -188,13 +188,21 @@ async fn run_quickstart(args: QuickstartArgs) -> ExitCode {
         port: args.port,
         check: false,
         log_format: args.log_format,
+        num_workers: None,
     };
     let config = match gateway::cli::load(&cli, &env) {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
         Err(code) => return code,
     };
-    match gateway::cli::run(&cli, config).await {
+    // The gateway runs its own worker threads and signal handling, as the
+    // binary does; this runtime keeps serving the mocks meanwhile.
+    let gateway = std::thread::spawn(move || gateway::cli::run(&cli, config));
+    let result = tokio::task::spawn_blocking(move || gateway.join())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|joined| joined.unwrap_or_else(|_| Err("the gateway panicked".into())));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gateway-mock quickstart: {e}");

@@ -15,8 +15,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use std::sync::Arc;
+
 use crate::config::{GuardrailConfig, Vendor};
 use crate::proxy::upstream::fmt_secs;
+use crate::server::Clients;
 
 /// One message as Aim sees it: role and plain text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +107,7 @@ impl fmt::Display for Failure {
 /// A configured Aim (or Cato) endpoint.
 #[derive(Debug)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Arc<Clients>,
     analyze_url: reqwest::Url,
     stream_url: String,
     authorization: HeaderValue,
@@ -161,7 +164,7 @@ struct RequiredAction {
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl Client {
-    pub fn new(cfg: &GuardrailConfig, http: reqwest::Client) -> Result<Self, String> {
+    pub fn new(cfg: &GuardrailConfig, http: Arc<Clients>) -> Result<Self, String> {
         let prefix = match cfg.vendor {
             Vendor::Aim => "x-aim",
             Vendor::CatoNetworks => "x-cato",
@@ -242,6 +245,7 @@ impl Client {
         let call = async {
             let response = self
                 .http
+                .get()
                 .post(self.analyze_url.clone())
                 .headers(headers)
                 .body(body)

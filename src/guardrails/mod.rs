@@ -61,7 +61,7 @@ enum Passed {
 impl Guardrails {
     pub fn new(
         configs: &[GuardrailConfig],
-        http: &reqwest::Client,
+        http: &Arc<crate::server::Clients>,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, String> {
         let mut all = Vec::with_capacity(configs.len());

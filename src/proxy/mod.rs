@@ -214,7 +214,7 @@ async fn handle(
         let started = Instant::now();
         let mut r = state
             .router
-            .send(&state.http, group, req.stream, &build)
+            .send(state.http.get(), group, req.stream, &build)
             .await;
         waited = started.elapsed();
         let result = std::mem::replace(&mut r.result, Err(Error::Internal(String::new())));
