@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 
 use crate::config::{self, Env};
-use crate::server::{AppState, serve, set_worker};
+use crate::outbound::set_worker;
+use crate::server::{AppState, serve};
 
 #[derive(Parser, Debug, Clone)]
 #[command(

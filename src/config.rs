@@ -141,8 +141,10 @@ pub struct Deployment {
     pub upstream_model: String,
     /// The full URL requests are posted to, parsed once (None only for a
     /// `mock_response` deployment without an api_base).
-    pub url: Option<reqwest::Url>,
+    pub url: Option<axum::http::Uri>,
     pub api_key: Option<Secret>,
+    /// `Bearer <api_key>`, built once and marked sensitive.
+    pub auth_header: HeaderValue,
     pub timeout: Option<Duration>,
     pub stream_timeout: Option<Duration>,
     /// `extra_headers` and provider headers, sent on every upstream call.
@@ -748,13 +750,30 @@ impl Cx {
                 )
             }
         };
-        let parsed = match reqwest::Url::parse(&url) {
-            Ok(u) => Some(u),
-            Err(_) if mock_response.is_some() => None,
+        let parsed = match url.parse::<axum::http::Uri>() {
+            Ok(u) if u.authority().is_some() => Some(u),
+            _ if mock_response.is_some() => None,
+            Ok(_) => {
+                self.error(join(p, "api_base"), "not a valid URL: no host");
+                return None;
+            }
             Err(e) => {
                 self.error(join(p, "api_base"), format!("not a valid URL: {e}"));
                 return None;
             }
+        };
+        let auth_header = match &api_key {
+            Some(k) => match HeaderValue::from_str(&format!("Bearer {k}")) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    v
+                }
+                Err(_) => {
+                    self.error(join(p, "api_key"), "not a valid header value");
+                    return None;
+                }
+            },
+            None => HeaderValue::from_static(""),
         };
         if let Some(org) = organization {
             match HeaderValue::from_str(&org) {
@@ -790,6 +809,7 @@ impl Cx {
             upstream_model,
             url: parsed,
             api_key: api_key.map(Secret),
+            auth_header,
             timeout,
             stream_timeout,
             extra_headers,
@@ -1623,7 +1643,7 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
         let d = &c.deployments[0];
         assert_eq!(
-            d.url.as_ref().unwrap().as_str(),
+            d.url.as_ref().unwrap().to_string(),
             "https://api.openai.com/v1/chat/completions"
         );
         assert_eq!(d.upstream_model, "gpt-4o");
@@ -1640,7 +1660,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.deployments[0].api_key.as_ref().unwrap().expose(), "v1");
         assert_eq!(
-            c.deployments[0].url.as_ref().unwrap().as_str(),
+            c.deployments[0].url.as_ref().unwrap().to_string(),
             "http://h/v1/chat/completions"
         );
 

@@ -16,6 +16,7 @@
 //! - `guardrails`: the pre/during/post pipeline, and the Aim protocol.
 //! - `error`: one error type and its OpenAI-style envelope.
 //! - `metrics`: the Prometheus registry.
+//! - `outbound`: the pooled HTTP client for upstreams and guardrails.
 //! - `mock`: the mock upstream and mock Aim used by tests, the benchmark and
 //!   the quickstart.
 //!
@@ -33,6 +34,7 @@ pub mod guardrails;
 pub mod limits;
 pub mod metrics;
 pub mod mock;
+pub mod outbound;
 pub mod proxy;
 pub mod router;
 pub mod server;

@@ -47,7 +47,7 @@ pub struct AppState {
     pub router: ModelRouter,
     pub guardrails: Guardrails,
     /// Pooled HTTP clients for upstream and guardrail calls, one per worker.
-    pub http: Arc<Clients>,
+    pub http: Arc<crate::outbound::Clients>,
     pub metrics: Arc<Metrics>,
     pub settings: ServerSettings,
     /// `global_max_parallel_requests`.
@@ -56,52 +56,11 @@ pub struct AppState {
     pub draining: AtomicBool,
 }
 
-thread_local! {
-    /// The worker this thread serves as (0 outside worker threads).
-    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Mark the current thread as worker `i`, so it uses client `i`.
-pub fn set_worker(i: usize) {
-    WORKER.with(|w| w.set(i));
-}
-
-/// One pooled HTTP client per worker thread: a connection is made, used and
-/// kept by the same thread, so upstream I/O never hops between threads.
-#[derive(Debug)]
-pub struct Clients(Vec<reqwest::Client>);
-
-impl Clients {
-    pub fn new(workers: usize) -> Result<Self, String> {
-        (0..workers.max(1))
-            .map(|_| {
-                reqwest::Client::builder()
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(1024)
-                    .tcp_nodelay(true)
-                    .connect_timeout(Duration::from_secs(10))
-                    // Upstreams and guardrails do not redirect, and the router
-                    // owns retries: neither layer belongs on the hot path.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .retry(reqwest::retry::never())
-                    .build()
-                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Clients)
-    }
-
-    /// The current worker's client.
-    pub fn get(&self) -> &reqwest::Client {
-        &self.0[WORKER.with(|w| w.get()) % self.0.len()]
-    }
-}
-
 impl AppState {
     /// The state for `workers` worker threads (1 for a single runtime).
     pub fn new(config: Config, workers: usize) -> Result<Arc<Self>, String> {
         crate::install_crypto();
-        let http = Arc::new(Clients::new(workers)?);
+        let http = Arc::new(crate::outbound::Clients::new(workers)?);
         let metrics = Arc::new(Metrics::default());
         let guardrails = Guardrails::new(&config.guardrails, &http, &metrics)?;
         let keys = Keys::new(&config);
@@ -131,8 +90,10 @@ pub struct CallContext {
     pub started: Instant,
 }
 
+/// A duration as milliseconds with three decimals (`12.345`).
 pub fn millis(d: Duration) -> HeaderValue {
-    HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0))
+    let micros = d.as_micros();
+    HeaderValue::from_str(&format!("{}.{:03}", micros / 1000, micros % 1000))
         .unwrap_or(HeaderValue::from_static("0"))
 }
 

@@ -9,7 +9,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -18,8 +20,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use std::sync::Arc;
 
 use crate::config::{GuardrailConfig, Vendor};
+use crate::outbound::Clients;
+use crate::proxy::collect;
 use crate::proxy::upstream::fmt_secs;
-use crate::server::Clients;
+
+/// Upper bound on an analyze answer read into memory.
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
 /// One message as Aim sees it: role and plain text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +114,7 @@ impl fmt::Display for Failure {
 #[derive(Debug)]
 pub struct Client {
     http: Arc<Clients>,
-    analyze_url: reqwest::Url,
+    analyze_url: Uri,
     stream_url: String,
     authorization: HeaderValue,
     timeout: Duration,
@@ -189,9 +195,11 @@ impl Client {
         authorization.set_sensitive(true);
         Ok(Client {
             http,
-            analyze_url: reqwest::Url::parse(&format!("{}/fw/v1/analyze", cfg.api_base)).map_err(
-                |e| format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name),
-            )?,
+            analyze_url: format!("{}/fw/v1/analyze", cfg.api_base)
+                .parse::<Uri>()
+                .map_err(|e| {
+                    format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name)
+                })?,
             stream_url: format!("{ws_base}/fw/v1/analyze/stream"),
             authorization,
             timeout: cfg.timeout,
@@ -242,21 +250,20 @@ impl Client {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        let mut request = Request::post(self.analyze_url.clone())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| Failure::Unreachable)?;
+        *request.headers_mut() = headers;
         let call = async {
-            let response = self
-                .http
-                .get()
-                .post(self.analyze_url.clone())
-                .headers(headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| {
-                    tracing::debug!(error = ?e, "guardrail call failed");
-                    Failure::Unreachable
-                })?;
+            let response = self.http.send(request).await.map_err(|e| {
+                tracing::debug!(error = ?e, "guardrail call failed");
+                Failure::Unreachable
+            })?;
             let status = response.status();
-            let bytes = response.bytes().await.map_err(|_| Failure::Unreachable)?;
+            let body = response.into_body().into_data_stream();
+            let bytes = collect(body, MAX_ANSWER, None)
+                .await
+                .map_err(|_| Failure::Unreachable)?;
             if !status.is_success() {
                 // Not the body: a validation error can quote the prompt.
                 tracing::debug!(

@@ -61,7 +61,7 @@ enum Passed {
 impl Guardrails {
     pub fn new(
         configs: &[GuardrailConfig],
-        http: &Arc<crate::server::Clients>,
+        http: &Arc<crate::outbound::Clients>,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, String> {
         let mut all = Vec::with_capacity(configs.len());

@@ -40,6 +40,22 @@ struct WithUsage {
 
 /// The `usage` of a completion body.
 pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    // `usage` comes last in a completion: read just that object rather than
+    // parse the whole answer. A `"usage"` inside a string is escaped
+    // (`\"usage\"`), so a match not preceded by a backslash is the key.
+    let key = body
+        .windows(7)
+        .rposition(|w| w == b"\"usage\"")
+        .filter(|&i| i == 0 || body[i - 1] != b'\\');
+    if let Some(i) = key {
+        let rest = body[i + 7..].trim_ascii_start();
+        if let Some(value) = rest.strip_prefix(b":") {
+            let mut de = serde_json::Deserializer::from_slice(value);
+            if let Ok(u) = <Option<Usage> as serde::Deserialize>::deserialize(&mut de) {
+                return u;
+            }
+        }
+    }
     serde_json::from_slice::<WithUsage>(body).ok()?.usage
 }
 
@@ -215,6 +231,17 @@ mod tests {
                 completion_tokens: 4
             })
         );
+        assert_eq!(
+            usage_of(
+                br#"{"choices":[{"message":{"content":"my \"usage\": {\"prompt_tokens\": 99}"}}],"usage" : {"prompt_tokens":1,"completion_tokens":2}}"#
+            ),
+            Some(Usage {
+                prompt_tokens: 1,
+                completion_tokens: 2
+            })
+        );
+        assert_eq!(usage_of(br#"{"usage":null}"#), None);
+        assert_eq!(usage_of(br#"{"id":"x"}"#), None);
         assert!(usage_only(br#"{"choices":[],"usage":{}}"#));
         assert!(!usage_only(br#"{"choices":[{"index":0}],"usage":{}}"#));
         assert_eq!(stream_usage(br#"{"choices":[{"delta":{}}]}"#), None);

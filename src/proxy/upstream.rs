@@ -8,14 +8,17 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::{Deployment, Flavor};
 use crate::error::Error;
+use crate::outbound::HttpClient;
 use crate::proxy::{Collect, collect, mock};
 
 /// A response body as it arrives.
@@ -42,7 +45,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// the whole answer otherwise. Non-2xx answers become [`Error::Upstream`]
 /// with the upstream's status.
 pub async fn send(
-    http: &reqwest::Client,
+    http: &HttpClient,
     d: &Deployment,
     body: Vec<u8>,
     stream: bool,
@@ -55,30 +58,34 @@ pub async fn send(
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let mut req = http.post(url.clone()).header(
+    let mut req = Request::post(url.clone()).header(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     if let Some(key) = &d.api_key {
         req = match d.flavor {
-            Flavor::OpenAi => req.bearer_auth(key.expose()),
-            Flavor::Azure => req.header("api-key", key.expose()),
+            Flavor::OpenAi => req.header(header::AUTHORIZATION, &d.auth_header),
+            Flavor::Azure => req.header(HeaderName::from_static("api-key"), key.expose()),
         };
     }
     for (name, value) in &d.extra_headers {
         req = req.header(name, value);
     }
-    let response = match tokio::time::timeout_at(deadline, req.body(body).send()).await {
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| Error::Internal(format!("cannot build the upstream request: {e}")))?;
+    let response = match tokio::time::timeout_at(deadline, http.request(req)).await {
         Err(_) => return Err(timed_out(d, timeout)),
-        Ok(Err(e)) => return Err(transport_error(d, &e, timeout)),
+        Ok(Err(e)) => return Err(transport_error(d, &e)),
         Ok(Ok(r)) => r,
     };
     let status = response.status();
     if !status.is_success() {
         return Err(upstream_error(d, response, deadline).await);
     }
+    let body = response.into_body().into_data_stream();
     if !stream {
-        let read = collect(response.bytes_stream(), MAX_UPSTREAM_BODY, None);
+        let read = collect(body, MAX_UPSTREAM_BODY, None);
         return match tokio::time::timeout_at(deadline, read).await {
             Err(_) => Err(timed_out(d, timeout)),
             Ok(Ok(body)) => Ok(UpstreamResponse {
@@ -89,20 +96,22 @@ pub async fn send(
                 "the upstream for model '{}' sent an answer over {MAX_UPSTREAM_BODY} bytes",
                 d.model_name
             ))),
-            Ok(Err(Collect::Failed(e))) => Err(transport_error(d, &e, timeout)),
+            Ok(Err(Collect::Failed(e))) => Err(broke_off(&d.model_name, &e)),
         };
     }
     let model = d.model_name.clone();
-    let body = response.bytes_stream().map_err(move |e| {
-        tracing::warn!(model = %model, error = %e, "upstream body failed");
-        Error::UpstreamUnreachable(format!(
-            "the upstream for model '{model}' broke off its response"
-        ))
-    });
+    let body = body.map_err(move |e| broke_off(&model, &e));
     Ok(UpstreamResponse {
         status,
         body: UpstreamBody::Stream(Box::pin(body)),
     })
+}
+
+fn broke_off(model: &str, e: &hyper::Error) -> Error {
+    tracing::warn!(model = %model, error = %e, "upstream body failed");
+    Error::UpstreamUnreachable(format!(
+        "the upstream for model '{model}' broke off its response"
+    ))
 }
 
 fn timed_out(d: &Deployment, timeout: Duration) -> Error {
@@ -122,11 +131,7 @@ pub fn fmt_secs(d: Duration) -> String {
     }
 }
 
-fn transport_error(d: &Deployment, e: &reqwest::Error, timeout: Duration) -> Error {
-    if e.is_timeout() {
-        return timed_out(d, timeout);
-    }
-    // reqwest's Display includes the URL; it stays in the log at debug level.
+fn transport_error(d: &Deployment, e: &hyper_util::client::legacy::Error) -> Error {
     tracing::debug!(model = %d.model_name, error = ?e, "upstream request failed");
     let what = if e.is_connect() {
         "could not connect"
@@ -145,10 +150,18 @@ struct ErrorShape {
 }
 
 /// Map a non-2xx answer: an OpenAI-shaped body passes through unchanged.
-async fn upstream_error(d: &Deployment, response: reqwest::Response, deadline: Instant) -> Error {
+async fn upstream_error(
+    d: &Deployment,
+    response: axum::http::Response<Incoming>,
+    deadline: Instant,
+) -> Error {
     let status = response.status();
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    let read = collect(response.bytes_stream(), MAX_ERROR_BODY, None);
+    let read = collect(
+        response.into_body().into_data_stream(),
+        MAX_ERROR_BODY,
+        None,
+    );
     let body = tokio::time::timeout_at(deadline, read)
         .await
         .ok()

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Deployment, RouterSettings, RoutingStrategy};
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::outbound::HttpClient;
 use crate::proxy::upstream::{self, UpstreamResponse};
 use health::Unavailable;
 pub use health::{InFlight, Member};
@@ -181,7 +182,7 @@ impl Router {
     /// Route one request: attempts, retries and fallbacks (see the module doc).
     pub async fn send(
         &self,
-        http: &reqwest::Client,
+        http: &HttpClient,
         group: &Group,
         stream: bool,
         build: impl Fn(&Deployment) -> Vec<u8>,
@@ -245,7 +246,7 @@ impl Router {
     /// Up to `num_retries + 1` attempts on `group`. Returns true on success.
     async fn attempt_group(
         &self,
-        http: &reqwest::Client,
+        http: &HttpClient,
         group: &Group,
         stream: bool,
         build: &impl Fn(&Deployment) -> Vec<u8>,
