@@ -94,11 +94,22 @@ impl Accounting {
 
 /// Supervise a stream: idle timeout, usage capture (and removal when the
 /// gateway asked for it), time to first token. Errors stay `Err` items.
-pub fn meter(body: BodyStream, strip_usage: bool, idle: Duration, acct: Accounting) -> BodyStream {
+/// Whether a stream will carry a final usage chunk, and who asked for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageChunk {
+    /// Nobody asked: there is nothing to look for, bytes pass untouched.
+    Absent,
+    /// The client asked: read it on the way past, forward it.
+    Forward,
+    /// The gateway asked: read it and keep it from the client.
+    Strip,
+}
+
+pub fn meter(body: BodyStream, usage: UsageChunk, idle: Duration, acct: Accounting) -> BodyStream {
     struct State {
         body: BodyStream,
         parser: sse::Parser,
-        strip: bool,
+        usage: UsageChunk,
         idle: Duration,
         acct: Accounting,
         first: bool,
@@ -107,7 +118,7 @@ pub fn meter(body: BodyStream, strip_usage: bool, idle: Duration, acct: Accounti
     let state = State {
         body,
         parser: sse::Parser::default(),
-        strip: strip_usage,
+        usage,
         idle,
         acct,
         first: true,
@@ -132,7 +143,7 @@ pub fn meter(body: BodyStream, strip_usage: bool, idle: Duration, acct: Accounti
             let chunk = match next {
                 None => {
                     st.done = true;
-                    if st.strip {
+                    if st.usage == UsageChunk::Strip {
                         let mut events = vec![];
                         st.parser.finish(&mut events);
                         let out = reframe(&st.acct, events);
@@ -152,6 +163,9 @@ pub fn meter(body: BodyStream, strip_usage: bool, idle: Duration, acct: Accounti
                 st.first = false;
                 st.acct.stats.first_token(st.acct.started.elapsed());
             }
+            if st.usage == UsageChunk::Absent {
+                return Some((Ok(chunk), st));
+            }
             let mut events = vec![];
             if st.parser.push(&chunk, &mut events).is_err() {
                 st.done = true;
@@ -160,7 +174,7 @@ pub fn meter(body: BodyStream, strip_usage: bool, idle: Duration, acct: Accounti
                     st,
                 ));
             }
-            if !st.strip {
+            if st.usage == UsageChunk::Forward {
                 for e in &events {
                     if let sse::Event::Data(d) = e
                         && let Some(u) = stream_usage(d)

@@ -35,7 +35,7 @@ use crate::error::Error;
 use crate::guardrails::{self, Applied, CallInfo, stream as gstream};
 use crate::router::Member;
 use crate::server::{AppState, CallContext};
-use meter::{Accounting, Holds};
+use meter::{Accounting, Holds, UsageChunk};
 use request::ChatRequest;
 use upstream::{BodyStream, UpstreamBody};
 
@@ -300,7 +300,14 @@ async fn handle(
         }
         UpstreamBody::Stream(body) => {
             let idle = state.router.idle_timeout(&member.d);
-            let body = meter::meter(body, inject_usage(&member.d), idle, acct);
+            let usage = if inject_usage(&member.d) {
+                UsageChunk::Strip
+            } else if req.include_usage {
+                UsageChunk::Forward
+            } else {
+                UsageChunk::Absent
+            };
+            let body = meter::meter(body, usage, idle, acct);
             let body: BodyStream = if sockets.is_empty() {
                 passthrough(body)
             } else {
