@@ -78,9 +78,9 @@ pub async fn chat_completions(
         Err(e) => span.in_scope(|| e.into_response()),
     };
     let status = response.status().as_u16();
-    span.record("status", status);
-    tracing::debug!(parent: &span, status, took_ms = ctx.started.elapsed().as_secs_f64() * 1000.0, "request finished");
     let took = ctx.started.elapsed();
+    span.record("status", status);
+    tracing::debug!(parent: &span, status, took_ms = took.as_secs_f64() * 1000.0, "request finished");
     match &meta.member {
         Some(m) => m.stats.request(status, took),
         None => state
@@ -212,12 +212,11 @@ async fn handle(
     let mut waited = Duration::ZERO;
     let call = async {
         let started = Instant::now();
-        let mut r = state
+        let (r, result) = state
             .router
             .send(state.http.get(), group, req.stream, &build)
             .await;
         waited = started.elapsed();
-        let result = std::mem::replace(&mut r.result, Err(Error::Internal(String::new())));
         routed = Some(r);
         result
     };

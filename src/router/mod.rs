@@ -56,7 +56,6 @@ pub struct Routed {
     pub member: Option<Arc<Member>>,
     /// The group that answered (or was last tried).
     pub group: String,
-    pub result: Result<UpstreamResponse, Error>,
     /// Keeps the answering deployment's in-flight count until dropped.
     pub in_flight: Option<InFlight>,
     pub retries: u32,
@@ -179,34 +178,31 @@ impl Router {
             .unwrap_or_else(|| d.timeout.unwrap_or(self.settings.timeout))
     }
 
-    /// Route one request: attempts, retries and fallbacks (see the module doc).
+    /// Route one request: attempts, retries and fallbacks (see the module
+    /// doc). Returns what was done, and the answer or the last error.
     pub async fn send(
         &self,
         http: &HttpClient,
         group: &Group,
         stream: bool,
         build: impl Fn(&Deployment) -> Vec<u8>,
-    ) -> Routed {
+    ) -> (Routed, Result<UpstreamResponse, Error>) {
         let mut routed = Routed {
             member: None,
             group: group.name.clone(),
-            result: Err(Error::Internal("no attempt was made".into())),
             in_flight: None,
             retries: 0,
             fallbacks: 0,
         };
-        if self
+        let mut result = self
             .attempt_group(http, group, stream, &build, &mut routed)
-            .await
-        {
-            return routed;
-        }
-        let class = match &routed.result {
+            .await;
+        let class = match &result {
+            Ok(_) => return (routed, result),
             Err(e) => classify(e),
-            Ok(_) => return routed,
         };
         if class == Class::Fatal {
-            return routed;
+            return (routed, result);
         }
         for name in self
             .fallbacks_for(&group.name, class)
@@ -220,14 +216,14 @@ impl Router {
             self.metrics.fallback(&group.name, name);
             tracing::info!(from = %group.name, to = %name, "falling back");
             routed.group = fallback.name.clone();
-            if self
+            result = self
                 .attempt_group(http, fallback, stream, &build, &mut routed)
-                .await
-            {
+                .await;
+            if result.is_ok() {
                 break;
             }
         }
-        routed
+        (routed, result)
     }
 
     /// The fallback groups for a failure of `group`.
@@ -243,7 +239,8 @@ impl Router {
             .unwrap_or(&s.default_fallbacks)
     }
 
-    /// Up to `num_retries + 1` attempts on `group`. Returns true on success.
+    /// Up to `num_retries + 1` attempts on `group`: the answer, or the
+    /// last attempt's error.
     async fn attempt_group(
         &self,
         http: &HttpClient,
@@ -251,18 +248,14 @@ impl Router {
         stream: bool,
         build: &impl Fn(&Deployment) -> Vec<u8>,
         routed: &mut Routed,
-    ) -> bool {
+    ) -> Result<UpstreamResponse, Error> {
         let mut tried: Vec<usize> = Vec::new();
         let attempts = self.settings.num_retries + 1;
-        for attempt in 0..attempts {
-            let idx = match self.choose(group, &tried) {
-                Ok(i) => i,
-                Err(e) => {
-                    self.metrics.rate_limited("deployment");
-                    routed.result = Err(e);
-                    return false;
-                }
-            };
+        let mut attempt = 0;
+        loop {
+            let idx = self.choose(group, &tried).inspect_err(|_| {
+                self.metrics.rate_limited("deployment");
+            })?;
             let member = &group.members[idx];
             tried.push(idx);
             let guard = member.start();
@@ -276,9 +269,8 @@ impl Router {
             match result {
                 Ok(response) => {
                     member.succeeded(started.elapsed());
-                    routed.result = Ok(response);
                     routed.in_flight = Some(guard);
-                    return true;
+                    return Ok(response);
                 }
                 Err(e) => {
                     drop(guard);
@@ -290,10 +282,8 @@ impl Router {
                         self.metrics.cooldown(&group.name, &d.id);
                     }
                     tracing::debug!(deployment = %d.id, error = %e, attempt, "upstream attempt failed");
-                    let wait = retry_after(&e);
-                    routed.result = Err(e);
                     if class != Class::Transient || attempt + 1 == attempts {
-                        return false;
+                        return Err(e);
                     }
                     // The next attempt goes elsewhere when it can; on the
                     // same deployment it waits first.
@@ -304,18 +294,18 @@ impl Router {
                         .enumerate()
                         .any(|(i, m)| !tried.contains(&i) && m.check(now).is_ok());
                     if !elsewhere {
-                        let delay = wait.unwrap_or_else(|| backoff(attempt));
+                        let delay = retry_after(&e).unwrap_or_else(|| backoff(attempt));
                         if delay > MAX_RETRY_WAIT {
-                            return false;
+                            return Err(e);
                         }
                         tokio::time::sleep(delay).await;
                     }
                     routed.retries += 1;
                     self.metrics.retry(&group.name);
+                    attempt += 1;
                 }
             }
         }
-        false
     }
 
     /// Pick a deployment: one not yet tried when possible, by strategy.
