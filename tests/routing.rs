@@ -750,3 +750,35 @@ async fn connection_cap_queues_instead_of_refusing() {
     assert_eq!(status, 200);
     drop(b);
 }
+
+#[tokio::test]
+async fn guardrails_run_once_per_request_not_per_attempt() {
+    use gateway::mock::aim::{AimOptions, MockAim};
+    let a = MockUpstream::start(failing(500)).await;
+    let b = MockUpstream::start(UpstreamOptions::default()).await;
+    let aim = MockAim::start(AimOptions::default()).await;
+    let gw = gateway(&format!(
+        "model_list:\n{}{}guardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: aim\n      mode: [pre_call, during_call, post_call]\n      default_on: true\n      api_key: aim-mock-key\n      api_base: {}\nrouter_settings:\n  num_retries: 2\n  allowed_fails: 1000\n  fallbacks: [{{a: [b]}}]\n",
+        deployment("a", "a1", &a.url(), ""),
+        deployment("b", "b1", &b.url(), ""),
+        aim.url()
+    ))
+    .await;
+    let r = chat(&gw, &ask("a")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hdr(&r, "x-litellm-attempted-retries"), "2");
+    assert_eq!(hdr(&r, "x-litellm-attempted-fallbacks"), "1");
+    assert_eq!(a.request_count(), 3);
+    let hooks: Vec<String> = aim
+        .requests()
+        .iter()
+        .map(|c| {
+            c.header("x-aim-litellm-hook")
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let mut sorted = hooks.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["moderation", "output", "pre_call"], "{hooks:?}");
+}
