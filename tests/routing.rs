@@ -329,14 +329,7 @@ async fn cooldown_is_entered_and_left() {
         assert_eq!(chat(&gw, &ask("m")).await.status(), 200);
     }
     assert_eq!(flaky.request_count(), 2, "cooling down: skipped");
-    let metrics = client()
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("gateway_cooldowns_total{model_group=\"m\",deployment=\"flaky\"} 1"),
         "{metrics}"
@@ -527,14 +520,7 @@ async fn usage_based_balances_tokens_and_asks_streams_for_usage() {
     body["stream_options"] = json!({"include_usage": true});
     let text = chat(&gw, &body).await.text().await.unwrap();
     assert!(text.contains("\"usage\""));
-    let metrics = client()
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("gateway_tokens_total{model_group=\"m\""),
         "{metrics}"
@@ -655,14 +641,7 @@ async fn global_in_flight_cap() {
     assert_eq!(r.status(), 429);
     assert_eq!(first.await.unwrap(), 200);
     assert_eq!(chat(&gw, &ask("m")).await.status(), 200);
-    let metrics = client()
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("gateway_rate_limited_total{scope=\"global\"} 1"),
         "{metrics}"

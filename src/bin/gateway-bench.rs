@@ -773,6 +773,20 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// Memory and CPU figures after a run that made `ok` requests.
+    fn figures(&self, cpu_pct: f64, seconds: f64, ok: u64) -> GatewayFigures {
+        let (hwm, rss) = memory_kb(self.pid()).unwrap_or((0, 0));
+        GatewayFigures {
+            pid: self.pid(),
+            startup_ms: self.startup.as_secs_f64() * 1000.0,
+            idle_rss_kb: self.idle_rss_kb,
+            peak_rss_kb: hwm,
+            rss_kb: rss,
+            cpu_pct,
+            cpu_us_per_request: (ok > 0).then(|| cpu_pct / 100.0 * seconds * 1e6 / ok as f64),
+        }
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -1109,20 +1123,9 @@ async fn run_cell(
         .map(|(b, a)| b - a);
     let self_cpu = cpu_ticks("self").zip(self_cpu0).map(|(b, a)| b - a);
 
-    let gateway_figures = gateway.as_ref().map(|g| {
-        let (hwm, rss) = memory_kb(g.pid()).unwrap_or((0, 0));
-        let cpu_pct = pct(gw_cpu, env.ticks, seconds);
-        GatewayFigures {
-            pid: g.pid(),
-            startup_ms: g.startup.as_secs_f64() * 1000.0,
-            idle_rss_kb: g.idle_rss_kb,
-            peak_rss_kb: hwm,
-            rss_kb: rss,
-            cpu_pct,
-            cpu_us_per_request: (counts.ok > 0)
-                .then(|| cpu_pct / 100.0 * seconds * 1e6 / counts.ok as f64),
-        }
-    });
+    let gateway_figures = gateway
+        .as_ref()
+        .map(|g| g.figures(pct(gw_cpu, env.ticks, seconds), seconds, counts.ok));
     if let Some(gw) = gateway {
         gw.stop().await;
     }
@@ -1629,20 +1632,9 @@ async fn run_soak(
         .and_then(cpu_ticks)
         .zip(gw_cpu_start)
         .map(|(b, a)| b - a);
-    let gateway_figures = gateway.as_ref().map(|g| {
-        let (hwm, rss) = memory_kb(g.pid()).unwrap_or((0, 0));
-        let cpu_pct = pct(gw_cpu, env.ticks, seconds);
-        GatewayFigures {
-            pid: g.pid(),
-            startup_ms: g.startup.as_secs_f64() * 1000.0,
-            idle_rss_kb: g.idle_rss_kb,
-            peak_rss_kb: hwm,
-            rss_kb: rss,
-            cpu_pct,
-            cpu_us_per_request: (total.ok > 0)
-                .then(|| cpu_pct / 100.0 * seconds * 1e6 / total.ok as f64),
-        }
-    });
+    let gateway_figures = gateway
+        .as_ref()
+        .map(|g| g.figures(pct(gw_cpu, env.ticks, seconds), seconds, total.ok));
     if let Some(gw) = gateway {
         gw.stop().await;
     }

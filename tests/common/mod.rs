@@ -79,3 +79,15 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())
 }
+
+/// The gateway's `/metrics` text.
+pub async fn metrics_text(gw: &Running) -> String {
+    client()
+        .get(format!("{}/metrics", gw.url()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
