@@ -634,3 +634,22 @@ async fn readiness_turns_503_while_draining() {
         .unwrap();
     assert_eq!(resp.status(), 503);
 }
+
+#[tokio::test]
+async fn azure_deployments_use_their_url_and_api_key_header() {
+    let up = upstream().await;
+    let base = up.url().trim_end_matches("/v1").to_owned();
+    let gw = gateway(&format!(
+        "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: azure/my-gpt4o\n      api_base: {base}\n      api_key: azure-secret\n      api_version: 2024-10-21\n"
+    ))
+    .await;
+    let mut body = user("hi azure");
+    body["model"] = json!("gpt-4o");
+    let resp = chat(&gw, &body).await;
+    assert_eq!(resp.status(), 200);
+    let rec = &up.requests()[0];
+    assert_eq!(rec.path, "/openai/deployments/my-gpt4o/chat/completions");
+    assert_eq!(rec.header("api-key"), Some("azure-secret"));
+    assert_eq!(rec.header("authorization"), None);
+    assert_eq!(rec.json()["model"], "my-gpt4o");
+}

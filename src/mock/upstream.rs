@@ -267,6 +267,11 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
+        // Azure OpenAI's deployment path (api-version in the query).
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(chat),
+        )
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/__mock/requests", get(control_requests))

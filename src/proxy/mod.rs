@@ -39,6 +39,14 @@ use meter::{Accounting, Holds, UsageChunk};
 use request::ChatRequest;
 use upstream::{BodyStream, UpstreamBody};
 
+// Built at compile time: `from_static` outside a const validates every call.
+const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+const ATTEMPTED_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+const ATTEMPTED_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
+const APPLIED_GUARDRAILS: HeaderName = HeaderName::from_static("x-litellm-applied-guardrails");
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
 /// What the response headers report, filled in as the request goes.
 #[derive(Default)]
 struct Meta {
@@ -91,25 +99,19 @@ pub async fn chat_completions(
     if let Some(m) = &meta.member
         && let Ok(v) = HeaderValue::from_str(&m.d.id)
     {
-        h.insert(HeaderName::from_static("x-litellm-model-id"), v);
+        h.insert(MODEL_ID, v);
     }
     if let Some(g) = &meta.group
         && let Ok(v) = HeaderValue::from_str(g)
     {
-        h.insert(HeaderName::from_static("x-litellm-model-group"), v);
-        h.insert(
-            HeaderName::from_static("x-litellm-attempted-retries"),
-            HeaderValue::from(meta.retries),
-        );
-        h.insert(
-            HeaderName::from_static("x-litellm-attempted-fallbacks"),
-            HeaderValue::from(meta.fallbacks),
-        );
+        h.insert(MODEL_GROUP, v);
+        h.insert(ATTEMPTED_RETRIES, HeaderValue::from(meta.retries));
+        h.insert(ATTEMPTED_FALLBACKS, HeaderValue::from(meta.fallbacks));
     }
     if let Some(applied) = meta.applied.header_value()
         && let Ok(v) = HeaderValue::from_str(&applied)
     {
-        h.insert(HeaderName::from_static("x-litellm-applied-guardrails"), v);
+        h.insert(APPLIED_GUARDRAILS, v);
     }
     for (name, value) in meta.rate_headers.drain(..) {
         h.entry(name).or_insert(value);
@@ -348,10 +350,7 @@ fn sse_response(status: StatusCode, body: BodyStream) -> Response {
         HeaderValue::from_static("text/event-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
+    h.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
     response
 }
 

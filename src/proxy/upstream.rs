@@ -21,6 +21,8 @@ use crate::error::Error;
 use crate::outbound::HttpClient;
 use crate::proxy::{Collect, collect, mock};
 
+const AZURE_KEY: HeaderName = HeaderName::from_static("api-key");
+
 /// A response body as it arrives.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
 
@@ -65,7 +67,7 @@ pub async fn send(
     if let Some(key) = &d.api_key {
         req = match d.flavor {
             Flavor::OpenAi => req.header(header::AUTHORIZATION, &d.auth_header),
-            Flavor::Azure => req.header(HeaderName::from_static("api-key"), key.expose()),
+            Flavor::Azure => req.header(AZURE_KEY, key.expose()),
         };
     }
     for (name, value) in &d.extra_headers {
