@@ -67,8 +67,6 @@ pub enum Error {
     UpstreamUnreachable(String),
     #[error("{0}")]
     UpstreamTimeout(String),
-    #[error("{0}")]
-    ServiceUnavailable(String),
     #[error("Request timeout: the request body was not received within {}s", .0.as_secs_f64())]
     RequestTimeout(Duration),
     #[error("Not Found: {0}")]
@@ -121,7 +119,6 @@ impl Error {
             Error::Upstream { status, .. } => *status,
             Error::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
@@ -144,7 +141,6 @@ impl Error {
             Error::GuardrailUnavailable { .. } => "guardrail_unavailable",
             Error::Upstream { .. } | Error::UpstreamUnreachable(_) => "upstream_error",
             Error::UpstreamTimeout(_) | Error::RequestTimeout(_) => "timeout",
-            Error::ServiceUnavailable(_) => "service_unavailable",
             Error::Internal(_) => "internal_error",
         }
     }

@@ -167,8 +167,4 @@ impl GlobalLimit {
             _ => Ok(permit),
         }
     }
-
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
 }

@@ -100,12 +100,10 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+        if let Some(i) = bucket(d) {
             self.buckets[i].fetch_add(1, Relaxed);
         }
-        self.sum_nanos
-            .fetch_add(d.as_nanos().min(u128::from(u64::MAX)) as u64, Relaxed);
+        self.sum_nanos.fetch_add(nanos(d), Relaxed);
         self.count.fetch_add(1, Relaxed);
     }
 
@@ -118,12 +116,37 @@ impl Histogram {
     }
 }
 
+/// The first bucket `d` falls in (none past the last bound: only `+Inf`).
+fn bucket(d: Duration) -> Option<usize> {
+    let secs = d.as_secs_f64();
+    BUCKETS.iter().position(|b| secs <= *b)
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
+}
+
 /// A histogram's values, for adding several together when rendering.
 #[derive(Clone, Copy, Default)]
 struct Snapshot {
     buckets: [u64; BUCKETS.len()],
     sum_nanos: u64,
     count: u64,
+}
+
+impl Snapshot {
+    /// One observation.
+    fn of(d: Duration) -> Self {
+        let mut s = Snapshot {
+            sum_nanos: nanos(d),
+            count: 1,
+            ..Snapshot::default()
+        };
+        if let Some(i) = bucket(d) {
+            s.buckets[i] = 1;
+        }
+        s
+    }
 }
 
 impl std::ops::AddAssign for Snapshot {
@@ -319,9 +342,7 @@ impl Metrics {
                 ]),
             ))
             .or_default() += 1;
-        let h = Histogram::default();
-        h.observe(took);
-        *r.unrouted.entry(group.to_owned()).or_default() += h.snapshot();
+        *r.unrouted.entry(group.to_owned()).or_default() += Snapshot::of(took);
     }
 
     pub fn retry(&self, group: &str) {

@@ -154,12 +154,6 @@ impl Member {
         s.window.roll(Instant::now());
         s.window.tokens += tokens;
     }
-
-    pub fn cooling_down(&self) -> bool {
-        lock(&self.state)
-            .cooldown_until
-            .is_some_and(|u| u > Instant::now())
-    }
 }
 
 /// Holds a deployment's in-flight count until the response is over (for a
