@@ -399,8 +399,10 @@ where
         return Ok(first);
     };
     let second = second.map_err(Collect::Failed)?;
-    let mut buf =
-        BytesMut::with_capacity(hint.unwrap_or(0).clamp(first.len() + second.len(), limit));
+    // The hint (a declared length) may be anything: cap it at the limit, but
+    // never below what has already arrived (which may itself be past it).
+    let capacity = hint.unwrap_or(0).min(limit).max(first.len() + second.len());
+    let mut buf = BytesMut::with_capacity(capacity);
     buf.extend_from_slice(&first);
     let mut next = Some(second);
     while let Some(chunk) = next {
@@ -414,6 +416,47 @@ where
         };
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod collect_tests {
+    use super::*;
+
+    fn chunks(sizes: &[usize]) -> impl Stream<Item = Result<Bytes, ()>> + Unpin {
+        futures_util::stream::iter(
+            sizes
+                .iter()
+                .map(|&n| Ok(Bytes::from(vec![b'x'; n])))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn limits_hold_however_the_body_is_split() {
+        assert!(matches!(
+            collect(chunks(&[800, 800]), 1000, None).await,
+            Err(Collect::TooLarge)
+        ));
+        assert!(matches!(
+            collect(chunks(&[800, 800]), 1000, Some(5000)).await,
+            Err(Collect::TooLarge)
+        ));
+        assert!(matches!(
+            collect(chunks(&[1001]), 1000, None).await,
+            Err(Collect::TooLarge)
+        ));
+        assert_eq!(
+            collect(chunks(&[400, 300, 300]), 1000, Some(1))
+                .await
+                .ok()
+                .map(|b| b.len()),
+            Some(1000)
+        );
+        assert_eq!(
+            collect(chunks(&[]), 1000, None).await.ok().map(|b| b.len()),
+            Some(0)
+        );
+    }
 }
 
 /// Future sizes are part of the hot path: a large request future is copied
