@@ -138,8 +138,8 @@ impl Applied {
     }
 
     /// Record `name` when its check gave a verdict (pass, rewrite or block).
-    fn record<T>(&mut self, name: &str, result: &Result<Passed, T>, blocked: bool) {
-        if blocked || matches!(result, Ok(Passed::Yes | Passed::Rewritten(_))) {
+    fn record(&mut self, name: &str, result: &Result<Passed, Error>) {
+        if is_block(result) || matches!(result, Ok(Passed::Yes | Passed::Rewritten(_))) {
             self.add(name);
         }
     }
@@ -174,7 +174,7 @@ pub async fn pre_call(
     let mut rewritten = false;
     for g in sel.pre_call() {
         let result = g.check_input(Hook::PreCall, info, messages).await;
-        applied.record(&g.cfg.name, &result, is_block(&result));
+        applied.record(&g.cfg.name, &result);
         if let Passed::Rewritten(new) = result? {
             *messages = new;
             rewritten = true;
@@ -257,12 +257,10 @@ pub async fn post_call(
             async move { g.check_output(info, &messages).await }
         });
         let results = join_all(checks).await;
-        let blocked = results.iter().any(is_block);
-        let gave_verdict = blocked
-            || results
-                .iter()
-                .any(|r| matches!(r, Ok(Passed::Yes | Passed::Rewritten(_))));
-        if gave_verdict || results.is_empty() {
+        for r in &results {
+            applied.record(&g.cfg.name, r);
+        }
+        if results.is_empty() {
             applied.add(&g.cfg.name);
         }
         // A block wins over any failure in the other choices.
