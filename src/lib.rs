@@ -17,6 +17,7 @@
 //! - `error`: one error type and its OpenAI-style envelope.
 //! - `metrics`: the Prometheus registry.
 //! - `outbound`: the pooled HTTP client for upstreams and guardrails.
+//! - `spin`: optional busy-polling on idle worker threads.
 //! - `mock`: the mock upstream and mock Aim used by tests, the benchmark and
 //!   the quickstart.
 //!
@@ -38,6 +39,7 @@ pub mod outbound;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod spin;
 
 /// The gateway's version, sent to Aim as `x-aim-litellm-version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

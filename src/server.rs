@@ -119,7 +119,9 @@ async fn call_context(mut req: Request, next: Next) -> Response {
         call_id: call_id.clone(),
         started,
     });
+    crate::spin::activity();
     let mut response = next.run(req).await;
+    crate::spin::activity();
     let h = response.headers_mut();
     h.insert(CALL_ID_HEADER, call_id);
     if !h.contains_key(&OVERHEAD_HEADER) {

@@ -187,3 +187,83 @@ fn sigterm_shuts_the_process_down() {
     }
     assert!(log.contains("shutdown signal received"), "{log}");
 }
+
+/// CPU time (user + system) of a process so far, in clock ticks.
+#[cfg(target_os = "linux")]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime are fields 14 and 15 of stat(5); the slice starts at 3.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn busy_poll_serves_requests_then_sleeps() {
+    use std::io::{BufRead, BufReader, Read};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = config_file(
+        "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n      mock_response: hi\n",
+    );
+    let mut child = gateway()
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--num-workers", "2", "--busy-poll-us", "2000", "--config"])
+        .arg(&f.0)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let mut stream = None;
+    for _ in 0..200 {
+        if let Ok(s) = std::net::TcpStream::connect(&addr) {
+            stream = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stream = stream.expect("the gateway did not start listening");
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let body = r#"{"model":"a","messages":[{"role":"user","content":"x"}]}"#;
+    for _ in 0..50 {
+        write!(
+            writer,
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0; length];
+        reader.read_exact(&mut answer).unwrap();
+        assert!(String::from_utf8_lossy(&answer).contains("\"hi\""));
+    }
+    // Idle: past the window the workers sleep instead of spinning. A spinning
+    // worker would burn about one tick per 10 ms.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let idle = cpu_ticks(child.id()) - before;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    assert!(idle <= 5, "{idle} ticks of CPU in 500 ms idle");
+}

@@ -82,6 +82,10 @@ struct Cli {
     /// The gateway executable (default: `gateway` next to this executable).
     #[arg(long)]
     gateway_bin: Option<PathBuf>,
+    /// Run the gateway with `--busy-poll-us N` (0: off, the gateway's
+    /// default).
+    #[arg(long, default_value_t = 0)]
+    busy_poll_us: u64,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -795,6 +799,7 @@ impl Gateway {
     /// `/health/readiness`.
     async fn spawn(
         bin: &Path,
+        busy_poll_us: u64,
         scenario: Scenario,
         upstream: &str,
         aim: &str,
@@ -839,6 +844,7 @@ impl Gateway {
                 .arg("--config")
                 .arg(&config)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--busy-poll-us", &busy_poll_us.to_string()])
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -1009,6 +1015,7 @@ struct Report {
     machine: Machine,
     command: String,
     gateway_bin: String,
+    busy_poll_us: u64,
     duration_s: f64,
     warmup_s: f64,
     upstream_latency_ms: u64,
@@ -1025,6 +1032,7 @@ struct Report {
 
 struct Env {
     bin: PathBuf,
+    busy_poll_us: u64,
     upstream: MockUpstream,
     aim: MockAim,
     ticks: f64,
@@ -1049,7 +1057,14 @@ impl Env {
         if !scenario.uses_gateway() {
             return Ok(None);
         }
-        let gw = Gateway::spawn(&self.bin, scenario, &self.upstream.url(), &self.aim.url()).await?;
+        let gw = Gateway::spawn(
+            &self.bin,
+            self.busy_poll_us,
+            scenario,
+            &self.upstream.url(),
+            &self.aim.url(),
+        )
+        .await?;
         self.spawns.push((gw.startup, gw.idle_rss_kb));
         Ok(Some(gw))
     }
@@ -1399,8 +1414,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         println!("warning: gateway-bench itself is a debug build; use `cargo run --release`");
     }
     println!(
-        "mock upstream latency {} ms, {} chunks per stream, {} ms between frames; load: one keep-alive HTTP/1.1 connection per worker",
-        cli.upstream_latency_ms, cli.chunks, cli.chunk_interval_ms
+        "mock upstream latency {} ms, {} chunks per stream, {} ms between frames; load: one keep-alive HTTP/1.1 connection per worker; gateway busy-poll {} us",
+        cli.upstream_latency_ms, cli.chunks, cli.chunk_interval_ms, cli.busy_poll_us
     );
 
     let upstream = MockUpstream::start(UpstreamOptions {
@@ -1419,6 +1434,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     .await;
     let mut env = Env {
         bin: bin.clone(),
+        busy_poll_us: cli.busy_poll_us,
         upstream,
         aim,
         ticks: clock_ticks(),
@@ -1429,6 +1445,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         machine,
         command,
         gateway_bin: bin.display().to_string(),
+        busy_poll_us: cli.busy_poll_us,
         duration_s: duration.as_secs_f64(),
         warmup_s: warmup.as_secs_f64(),
         upstream_latency_ms: cli.upstream_latency_ms,

@@ -189,6 +189,7 @@ async fn run_quickstart(args: QuickstartArgs) -> ExitCode {
         check: false,
         log_format: args.log_format,
         num_workers: None,
+        busy_poll_us: 0,
     };
     let config = match gateway::cli::load(&cli, &env) {
         Ok(Some(config)) => config,
