@@ -8,26 +8,35 @@
 //! 2. `CatchPanicLayer`: a panic in a handler becomes a 500 envelope with no
 //!    detail, never a dropped connection;
 //! 3. the routes; anything else is a 404 envelope.
+//!
+//! `POST /v1/chat/completions` (and `/chat/completions`), the hot route,
+//! bypasses the router and gets the same treatment from [`Dispatch`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use futures_util::FutureExt;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::Keys;
@@ -106,15 +115,7 @@ pub fn millis(d: Duration) -> HeaderValue {
 
 async fn call_context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let call_id = req
-        .headers()
-        .get(&CALL_ID_HEADER)
-        .filter(|v| !v.is_empty() && v.len() <= 256 && v.to_str().is_ok())
-        .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&new_call_id().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown"))
-        });
+    let call_id = call_id_for(req.headers());
     req.extensions_mut().insert(CallContext {
         call_id: call_id.clone(),
         started,
@@ -122,11 +123,93 @@ async fn call_context(mut req: Request, next: Next) -> Response {
     crate::spin::activity();
     let mut response = next.run(req).await;
     crate::spin::activity();
+    stamp(&mut response, call_id, started);
+    response
+}
+
+/// The client's `x-litellm-call-id` if it is usable, else a new UUIDv4.
+fn call_id_for(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(&CALL_ID_HEADER)
+        .filter(|v| !v.is_empty() && v.len() <= 256 && v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&new_call_id().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown"))
+        })
+}
+
+/// The headers every response carries: the call id, and the overhead unless
+/// the handler measured it more precisely.
+fn stamp(response: &mut Response, call_id: HeaderValue, started: Instant) {
     let h = response.headers_mut();
     h.insert(CALL_ID_HEADER, call_id);
     if !h.contains_key(&OVERHEAD_HEADER) {
         h.insert(OVERHEAD_HEADER, millis(started.elapsed()));
     }
+}
+
+/// The service of every connection: chat completions go straight to
+/// [`crate::proxy::respond`], everything else through the axum [`router`].
+///
+/// The hot route skips the router's per-request machinery (the route lookup,
+/// the middleware's boxed `Next`, extractors that clone the header map and
+/// look the context up in the extensions, tower's `Oneshot` and response
+/// mapping) and gets the same treatment as the router's layers give: the
+/// call id, the overhead header, activity for the busy-poll window, and a
+/// 500 envelope if the handler panics.
+#[derive(Clone)]
+struct Dispatch {
+    state: Arc<AppState>,
+    app: Router,
+}
+
+type DispatchFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<hyper::Request<Incoming>> for Dispatch {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = DispatchFuture;
+
+    fn call(&self, req: hyper::Request<Incoming>) -> DispatchFuture {
+        let chat = req.method() == Method::POST
+            && matches!(
+                req.uri().path(),
+                "/v1/chat/completions" | "/chat/completions"
+            );
+        if chat {
+            let state = self.state.clone();
+            Box::pin(async move { Ok(chat_completion(&state, req).await) })
+        } else {
+            Box::pin(self.app.clone().oneshot(req))
+        }
+    }
+}
+
+async fn chat_completion(state: &AppState, req: hyper::Request<Incoming>) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let call_id = call_id_for(&parts.headers);
+    let ctx = CallContext {
+        call_id: call_id.clone(),
+        started,
+    };
+    let answer = crate::proxy::respond(state, &ctx, &parts.headers, Body::new(body));
+    guarded(answer, call_id, started).await
+}
+
+/// What the router's layers do for a handler: activity for the busy-poll
+/// window, a 500 envelope if it panics, and the [`stamp`].
+async fn guarded(
+    answer: impl Future<Output = Response>,
+    call_id: HeaderValue,
+    started: Instant,
+) -> Response {
+    crate::spin::activity();
+    let answer = AssertUnwindSafe(answer).catch_unwind().await;
+    crate::spin::activity();
+    let mut response = answer.unwrap_or_else(panic_response);
+    stamp(&mut response, call_id, started);
     response
 }
 
@@ -231,7 +314,10 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let app = router(state.clone());
+    let service = Dispatch {
+        app: router(state.clone()),
+        state: state.clone(),
+    };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.settings.header_timeout)
@@ -253,8 +339,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let service = TowerToHyperService::new(app.clone());
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let conn = http.serve_connection(TokioIo::new(stream), service.clone());
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -375,5 +460,32 @@ mod tests {
             &body[..],
             br#"{"error":{"message":"Internal server error","type":"internal_error","param":null,"code":"500"}}"#
         );
+    }
+
+    #[tokio::test]
+    async fn the_chat_route_outside_the_router_gets_the_same_treatment() {
+        let call_id = HeaderValue::from_static("call-1");
+        let boom = async {
+            if std::hint::black_box(true) {
+                panic!("secret detail");
+            }
+            StatusCode::OK.into_response()
+        };
+        let response = guarded(boom, call_id.clone(), Instant::now()).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[&CALL_ID_HEADER], call_id);
+        assert!(response.headers().contains_key(&OVERHEAD_HEADER));
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            &body[..],
+            br#"{"error":{"message":"Internal server error","type":"internal_error","param":null,"code":"500"}}"#
+        );
+
+        let fine = async { StatusCode::OK.into_response() };
+        let response = guarded(fine, call_id, Instant::now()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[&CALL_ID_HEADER], "call-1");
     }
 }

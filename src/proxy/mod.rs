@@ -61,10 +61,23 @@ struct Meta {
     rate_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// `POST /v1/chat/completions` as an axum handler (the router's route; the
+/// accept loop calls [`respond`] directly).
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<CallContext>,
     headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&state, &ctx, &headers, body).await
+}
+
+/// A chat completion, start to finish: the response, errors included, with
+/// the `x-litellm-*` headers and the request's metrics recorded.
+pub async fn respond(
+    state: &AppState,
+    ctx: &CallContext,
+    headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let mut meta = Meta::default();
@@ -78,7 +91,7 @@ pub async fn chat_completions(
     );
     // Boxed: axum and tower move the handler future several times on its
     // way to the executor; a pointer moves cheaply.
-    let handled = Box::pin(handle(&state, &ctx, &headers, body, &mut meta))
+    let handled = Box::pin(handle(state, ctx, headers, body, &mut meta))
         .instrument(span.clone())
         .await;
     let mut response = match handled {
