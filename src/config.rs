@@ -142,8 +142,12 @@ pub struct Deployment {
     /// The full URL requests are posted to, parsed once (None only for a
     /// `mock_response` deployment without an api_base).
     pub url: Option<axum::http::Uri>,
+    /// The `Host` header for `url`, built once.
+    pub host: Option<HeaderValue>,
     pub api_key: Option<Secret>,
-    /// `Bearer <api_key>`, built once and marked sensitive.
+    /// The key's header value, built once and marked sensitive:
+    /// `Bearer <api_key>` for `authorization`, or the bare key for Azure's
+    /// `api-key`.
     pub auth_header: HeaderValue,
     pub timeout: Option<Duration>,
     pub stream_timeout: Option<Duration>,
@@ -763,7 +767,10 @@ impl Cx {
             }
         };
         let auth_header = match &api_key {
-            Some(k) => match HeaderValue::from_str(&format!("Bearer {k}")) {
+            Some(k) => match HeaderValue::from_str(&match provider.flavor {
+                Flavor::OpenAi => format!("Bearer {k}"),
+                Flavor::Azure => k.clone(),
+            }) {
                 Ok(mut v) => {
                     v.set_sensitive(true);
                     v
@@ -807,6 +814,7 @@ impl Cx {
             provider: provider_name,
             flavor: provider.flavor,
             upstream_model,
+            host: parsed.as_ref().and_then(crate::outbound::host_header),
             url: parsed,
             api_key: api_key.map(Secret),
             auth_header,

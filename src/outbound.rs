@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use axum::http::{Request, Response};
+use axum::http::{HeaderValue, Request, Response, Uri};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -32,6 +32,22 @@ thread_local! {
 /// Mark the current thread as worker `i`, so it uses client `i`.
 pub fn set_worker(i: usize) {
     WORKER.with(|w| w.set(i));
+}
+
+/// The `Host` header for requests to `uri`: `host`, with `:port` when the
+/// port is not the scheme's default (what the client would otherwise build
+/// with a `format!` on every request).
+pub fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default_port => HeaderValue::from_str(&format!("{host}:{port}")),
+        _ => HeaderValue::from_str(host),
+    };
+    value.ok()
 }
 
 /// One pooled client per worker thread.
@@ -75,5 +91,22 @@ impl Clients {
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         self.get().request(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_has_the_port_only_when_it_is_not_the_default() {
+        let host = |u: &str| host_header(&u.parse().unwrap()).unwrap();
+        assert_eq!(host("http://127.0.0.1:4011/v1/chat"), "127.0.0.1:4011");
+        assert_eq!(host("https://api.openai.com/v1/chat"), "api.openai.com");
+        assert_eq!(host("https://api.openai.com:443/v1"), "api.openai.com");
+        assert_eq!(host("http://example.com:80/"), "example.com");
+        assert_eq!(host("http://example.com:443/"), "example.com:443");
+        assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
+        assert!(host_header(&"/relative".parse().unwrap()).is_none());
     }
 }

@@ -76,6 +76,7 @@ async fn seed_example_is_blocked_byte_for_byte_before_the_upstream() {
     assert_eq!(c.header("x-aim-litellm-version"), Some(gateway::VERSION));
     assert_eq!(c.header("x-aim-call-id"), Some(call_id.as_str()));
     assert_eq!(c.header("content-type"), Some("application/json"));
+    assert_eq!(c.header("host"), Some(s.aim.addr().to_string().as_str()));
     assert_eq!(c.header("x-aim-user-email"), None);
     assert_eq!(c.header("x-aim-gateway-key-alias"), None);
     assert_eq!(

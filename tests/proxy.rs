@@ -58,6 +58,8 @@ async fn non_streaming_passthrough_is_byte_for_byte() {
         Some("Bearer sk-upstream-secret")
     );
     assert_eq!(rec.header("x-custom-client-header"), None);
+    assert_eq!(rec.header("host"), Some(up.addr().to_string().as_str()));
+    assert_eq!(rec.header("content-type"), Some("application/json"));
     let sent = rec.json();
     assert_eq!(sent["model"], "gpt-3.5-turbo-upstream");
     for field in [

@@ -115,6 +115,8 @@ impl fmt::Display for Failure {
 pub struct Client {
     http: Arc<Clients>,
     analyze_url: Uri,
+    /// `Host` of `analyze_url`, built once.
+    host: HeaderValue,
     stream_url: String,
     authorization: HeaderValue,
     timeout: Duration,
@@ -193,13 +195,15 @@ impl Client {
                 )
             })?;
         authorization.set_sensitive(true);
+        let analyze_url = format!("{}/fw/v1/analyze", cfg.api_base)
+            .parse::<Uri>()
+            .map_err(|e| format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name))?;
+        let host = crate::outbound::host_header(&analyze_url)
+            .ok_or_else(|| format!("guardrail '{}': api_base has no host", cfg.name))?;
         Ok(Client {
             http,
-            analyze_url: format!("{}/fw/v1/analyze", cfg.api_base)
-                .parse::<Uri>()
-                .map_err(|e| {
-                    format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name)
-                })?,
+            analyze_url,
+            host,
             stream_url: format!("{ws_base}/fw/v1/analyze/stream"),
             authorization,
             timeout: cfg.timeout,
@@ -213,7 +217,8 @@ impl Client {
 
     /// The headers of aim.md section 3, for one hook.
     fn headers(&self, hook: Hook, info: &CallInfo) -> HeaderMap {
-        let mut h = HeaderMap::with_capacity(6);
+        // Room for these, content-type and host without growing.
+        let mut h = HeaderMap::with_capacity(12);
         h.insert(header::AUTHORIZATION, self.authorization.clone());
         h.insert(
             self.names.hook.clone(),
@@ -250,6 +255,7 @@ impl Client {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        headers.insert(header::HOST, self.host.clone());
         let mut request = Request::post(self.analyze_url.clone())
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| Failure::Unreachable)?;

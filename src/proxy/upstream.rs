@@ -8,7 +8,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use http_body_util::{BodyExt, Full};
@@ -60,22 +60,29 @@ pub async fn send(
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let mut req = Request::post(url.clone()).header(
+    let mut req = Request::new(Full::new(Bytes::from(body)));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = url.clone();
+    // Sized for these and the client's own (content-length) without growing.
+    let mut headers = HeaderMap::with_capacity(d.extra_headers.len() + 6);
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Some(key) = &d.api_key {
-        req = match d.flavor {
-            Flavor::OpenAi => req.header(header::AUTHORIZATION, &d.auth_header),
-            Flavor::Azure => req.header(AZURE_KEY, key.expose()),
+    if let Some(host) = &d.host {
+        headers.insert(header::HOST, host.clone());
+    }
+    if d.api_key.is_some() {
+        let name = match d.flavor {
+            Flavor::OpenAi => header::AUTHORIZATION,
+            Flavor::Azure => AZURE_KEY,
         };
+        headers.insert(name, d.auth_header.clone());
     }
     for (name, value) in &d.extra_headers {
-        req = req.header(name, value);
+        headers.append(name, value.clone());
     }
-    let req = req
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| Error::Internal(format!("cannot build the upstream request: {e}")))?;
+    *req.headers_mut() = headers;
     let response = match tokio::time::timeout_at(deadline, http.request(req)).await {
         Err(_) => return Err(timed_out(d, timeout)),
         Ok(Err(e)) => return Err(transport_error(d, &e)),
