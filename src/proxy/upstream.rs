@@ -12,13 +12,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::{Deployment, Flavor};
 use crate::error::Error;
-use crate::outbound::HttpClient;
+use crate::outbound::{HttpClient, PooledBody, SendError};
 use crate::proxy::{Collect, collect, mock};
 
 const AZURE_KEY: HeaderName = HeaderName::from_static("api-key");
@@ -140,7 +139,7 @@ pub fn fmt_secs(d: Duration) -> String {
     }
 }
 
-fn transport_error(d: &Deployment, e: &hyper_util::client::legacy::Error) -> Error {
+fn transport_error(d: &Deployment, e: &SendError) -> Error {
     tracing::debug!(model = %d.model_name, error = ?e, "upstream request failed");
     let what = if e.is_connect() {
         "could not connect"
@@ -161,7 +160,7 @@ struct ErrorShape {
 /// Map a non-2xx answer: an OpenAI-shaped body passes through unchanged.
 async fn upstream_error(
     d: &Deployment,
-    response: axum::http::Response<Incoming>,
+    response: axum::http::Response<PooledBody>,
     deadline: Instant,
 ) -> Error {
     let status = response.status();
