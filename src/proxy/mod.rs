@@ -11,6 +11,7 @@
 //! 7. respond, with the call id, model id, applied guardrails and overhead
 //!    headers on success and error alike.
 
+pub mod coalesce;
 pub mod meter;
 pub mod mock;
 pub mod request;
@@ -355,7 +356,7 @@ fn passthrough(body: BodyStream) -> BodyStream {
 }
 
 fn sse_response(status: StatusCode, body: BodyStream) -> Response {
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = Response::new(Body::from_stream(coalesce::Coalesce::new(body)));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(
