@@ -108,9 +108,27 @@ pub fn new_call_id() -> uuid::Uuid {
 
 /// A duration as milliseconds with three decimals (`12.345`).
 pub fn millis(d: Duration) -> HeaderValue {
-    let micros = d.as_micros();
-    HeaderValue::from_str(&format!("{}.{:03}", micros / 1000, micros % 1000))
-        .unwrap_or(HeaderValue::from_static("0"))
+    // Formatted by hand into a stack buffer: this runs on every response.
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let (whole, frac) = (micros / 1000, micros % 1000);
+    let mut buf = [0u8; 24];
+    let mut at = buf.len();
+    for digit in [frac % 10, frac / 10 % 10, frac / 100] {
+        at -= 1;
+        buf[at] = b'0' + digit as u8;
+    }
+    at -= 1;
+    buf[at] = b'.';
+    let mut n = whole;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[at..]).unwrap_or(HeaderValue::from_static("0"))
 }
 
 async fn call_context(mut req: Request, next: Next) -> Response {
@@ -134,8 +152,9 @@ fn call_id_for(headers: &HeaderMap) -> HeaderValue {
         .filter(|v| !v.is_empty() && v.len() <= 256 && v.to_str().is_ok())
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&new_call_id().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown"))
+            let mut buf = uuid::Uuid::encode_buffer();
+            let id = new_call_id().hyphenated().encode_lower(&mut buf);
+            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
         })
 }
 
@@ -428,6 +447,30 @@ impl Drop for Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millis_has_three_decimals() {
+        let ms = |micros: u64| millis(Duration::from_micros(micros));
+        assert_eq!(ms(0), "0.000");
+        assert_eq!(ms(7), "0.007");
+        assert_eq!(ms(1_234), "1.234");
+        assert_eq!(ms(12_030), "12.030");
+        assert_eq!(ms(987_654_321), "987654.321");
+        assert_eq!(ms(u64::MAX), "18446744073709551.615");
+        assert_eq!(millis(Duration::MAX), "18446744073709551.615");
+    }
+
+    #[test]
+    fn new_call_ids_are_uuids() {
+        let id = call_id_for(&HeaderMap::new());
+        let id = id.to_str().unwrap();
+        assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+        assert_eq!(id, id.to_lowercase());
+        assert_ne!(
+            call_id_for(&HeaderMap::new()),
+            call_id_for(&HeaderMap::new())
+        );
+    }
 
     #[tokio::test]
     async fn a_panic_becomes_a_500_envelope() {

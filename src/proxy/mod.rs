@@ -110,9 +110,7 @@ pub async fn respond(
             .unrouted(meta.group.as_deref().unwrap_or_default(), status, took),
     }
     let h = response.headers_mut();
-    if let Some(m) = &meta.member
-        && let Ok(v) = HeaderValue::from_str(&m.d.id)
-    {
+    if let Some(v) = meta.member.as_ref().and_then(|m| m.id_header.clone()) {
         h.insert(MODEL_ID, v);
     }
     if let Some(g) = &meta.group

@@ -45,6 +45,8 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Member {
     pub d: Arc<Deployment>,
+    /// `x-litellm-model-id`: the deployment's id, built once.
+    pub id_header: Option<axum::http::HeaderValue>,
     /// This deployment's metrics.
     pub stats: Arc<DeploymentStats>,
     in_flight: AtomicUsize,
@@ -69,6 +71,7 @@ pub enum Unavailable {
 impl Member {
     pub fn new(d: Arc<Deployment>, stats: Arc<DeploymentStats>) -> Self {
         Member {
+            id_header: axum::http::HeaderValue::from_str(&d.id).ok(),
             d,
             stats,
             in_flight: AtomicUsize::new(0),
