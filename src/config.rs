@@ -142,8 +142,6 @@ pub struct Deployment {
     /// The full URL requests are posted to, parsed once (None only for a
     /// `mock_response` deployment without an api_base).
     pub url: Option<axum::http::Uri>,
-    /// The `Host` header for `url`, built once.
-    pub host: Option<HeaderValue>,
     pub api_key: Option<Secret>,
     /// The key's header value, built once and marked sensitive:
     /// `Bearer <api_key>` for `authorization`, or the bare key for Azure's
@@ -814,7 +812,6 @@ impl Cx {
             provider: provider_name,
             flavor: provider.flavor,
             upstream_model,
-            host: parsed.as_ref().and_then(crate::outbound::host_header),
             url: parsed,
             api_key: api_key.map(Secret),
             auth_header,

@@ -56,9 +56,9 @@ pub fn set_worker(i: usize) {
 }
 
 /// The `Host` header for requests to `uri`: `host`, with `:port` when the
-/// port is not the scheme's default (what the client would otherwise build
-/// with a `format!` on every request).
-pub fn host_header(uri: &Uri) -> Option<HeaderValue> {
+/// port is not the scheme's default. Built once per host and kept with its
+/// pooled connections, not formatted per request.
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
     let host = uri.host()?;
     let default_port = match uri.scheme_str() {
         Some("https") => 443,
@@ -163,6 +163,8 @@ impl fmt::Debug for Pool {
 struct Host {
     scheme: Box<str>,
     authority: Box<str>,
+    /// The `Host` header for this host, built once.
+    header: Option<HeaderValue>,
     idle: VecDeque<Idle>,
 }
 
@@ -177,21 +179,23 @@ impl Pool {
         self.hosts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The index of `scheme://authority`, added if new.
-    fn slot(&self, scheme: &str, authority: &str) -> usize {
+    /// The index of the host of `uri` (added if new) and its `Host` header.
+    fn slot(&self, uri: &Uri, scheme: &str, authority: &str) -> (usize, Option<HeaderValue>) {
         let mut hosts = self.lock();
         if let Some(i) = hosts
             .iter()
             .position(|h| &*h.authority == authority && &*h.scheme == scheme)
         {
-            return i;
+            return (i, hosts[i].header.clone());
         }
+        let header = host_header(uri);
         hosts.push(Host {
             scheme: scheme.into(),
             authority: authority.into(),
+            header: header.clone(),
             idle: VecDeque::new(),
         });
-        hosts.len() - 1
+        (hosts.len() - 1, header)
     }
 
     /// The most recently used live connection to `slot`, if any.
@@ -237,12 +241,13 @@ impl HttpClient {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(SendError::BadUrl);
         };
-        if !request.headers().contains_key(axum::http::header::HOST)
-            && let Some(host) = host_header(&uri)
-        {
-            request.headers_mut().insert(axum::http::header::HOST, host);
+        let (slot, host) = self.0.slot(&uri, scheme, authority.as_str());
+        if let Some(host) = host {
+            request
+                .headers_mut()
+                .entry(axum::http::header::HOST)
+                .or_insert(host);
         }
-        let slot = self.0.slot(scheme, authority.as_str());
         // On the wire: the origin form (`/v1/chat/completions`).
         *request.uri_mut() = uri
             .path_and_query()

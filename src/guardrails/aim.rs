@@ -115,8 +115,6 @@ impl fmt::Display for Failure {
 pub struct Client {
     http: Arc<Clients>,
     analyze_url: Uri,
-    /// `Host` of `analyze_url`, built once.
-    host: HeaderValue,
     stream_url: String,
     authorization: HeaderValue,
     timeout: Duration,
@@ -195,15 +193,13 @@ impl Client {
                 )
             })?;
         authorization.set_sensitive(true);
-        let analyze_url = format!("{}/fw/v1/analyze", cfg.api_base)
-            .parse::<Uri>()
-            .map_err(|e| format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name))?;
-        let host = crate::outbound::host_header(&analyze_url)
-            .ok_or_else(|| format!("guardrail '{}': api_base has no host", cfg.name))?;
         Ok(Client {
             http,
-            analyze_url,
-            host,
+            analyze_url: format!("{}/fw/v1/analyze", cfg.api_base)
+                .parse::<Uri>()
+                .map_err(|e| {
+                    format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name)
+                })?,
             stream_url: format!("{ws_base}/fw/v1/analyze/stream"),
             authorization,
             timeout: cfg.timeout,
@@ -255,7 +251,6 @@ impl Client {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(header::HOST, self.host.clone());
         let mut request = Request::post(self.analyze_url.clone())
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| Failure::Unreachable)?;

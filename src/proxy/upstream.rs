@@ -62,15 +62,13 @@ pub async fn send(
     let mut req = Request::new(Full::new(Bytes::from(body)));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = url.clone();
-    // Sized for these and the client's own (content-length) without growing.
+    // Sized for these and the client's own (host, content-length) without
+    // growing.
     let mut headers = HeaderMap::with_capacity(d.extra_headers.len() + 6);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Some(host) = &d.host {
-        headers.insert(header::HOST, host.clone());
-    }
     if d.api_key.is_some() {
         let name = match d.flavor {
             Flavor::OpenAi => header::AUTHORIZATION,
