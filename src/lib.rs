@@ -16,6 +16,7 @@
 //! - `guardrails`: the pre/during/post pipeline, and the Aim protocol.
 //! - `error`: one error type and its OpenAI-style envelope.
 //! - `metrics`: the Prometheus registry.
+//! - `logfmt`: the field formatter of the human-readable logs.
 //! - `outbound`: the pooled HTTP client for upstreams and guardrails.
 //! - `spin`: optional busy-polling on idle worker threads.
 //! - `mock`: the mock upstream and mock Aim used by tests, the benchmark and
@@ -33,6 +34,7 @@ pub mod config;
 pub mod error;
 pub mod guardrails;
 pub mod limits;
+pub mod logfmt;
 pub mod metrics;
 pub mod mock;
 pub mod outbound;
