@@ -146,6 +146,7 @@ pub fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let signal = shutdown_signal(&main_rt);
     let listeners = main_rt.block_on(bind(&cli.host, cli.port, workers))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -187,7 +188,7 @@ pub fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
         workers,
         "gateway listening on http://{addr}"
     );
-    main_rt.block_on(shutdown_signal());
+    main_rt.block_on(signal);
     let _ = stop_tx.send(true);
     let mut result = Ok(());
     for t in threads {
@@ -250,25 +251,40 @@ async fn bind(host: &str, port: u16, count: usize) -> Result<Vec<std::net::TcpLi
     Ok(out)
 }
 
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: from then on a signal starts a graceful
+/// shutdown instead of killing the process (the default action), so call it
+/// before the port accepts connections.
+pub fn shutdown_signal(rt: &tokio::runtime::Runtime) -> impl Future<Output = ()> + use<> {
+    let _in_runtime = rt.enter();
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let recv = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = recv(interrupt) => {},
+                () = recv(terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
 }

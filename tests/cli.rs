@@ -178,8 +178,8 @@ fn sigterm_shuts_the_process_down() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
     let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}\n{log}", output.status);
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
