@@ -83,6 +83,21 @@ mod tests {
         POLLS.with(Cell::get)
     }
 
+    fn asleep() -> bool {
+        SLEEPING.with(|s| s.borrow().is_some())
+    }
+
+    /// Lets the runtime run until the spinner has gone to sleep (bounded).
+    async fn until_asleep() {
+        for _ in 0..2000 {
+            if asleep() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the spinner never went to sleep");
+    }
+
     #[test]
     fn spins_after_activity_and_sleeps_when_idle() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -92,18 +107,20 @@ mod tests {
         rt.block_on(async {
             tokio::spawn(spin(Duration::from_millis(5)));
             // The first window runs out: the spinner goes to sleep.
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            let asleep = polls();
-            assert!(asleep > 0, "the spinner never polled");
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            assert_eq!(polls(), asleep, "the spinner kept polling while idle");
-            // A request starts: it polls again, for one more window.
+            until_asleep().await;
+            let slept_at = polls();
+            assert!(slept_at > 0, "the spinner never polled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(polls(), slept_at, "the spinner kept polling while idle");
+            // A request starts: it wakes and polls again, for one more window.
             activity();
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            assert!(polls() > asleep, "activity did not wake the spinner");
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert!(!asleep(), "activity did not wake the spinner");
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            assert!(polls() > slept_at, "the spinner did not poll again");
+            until_asleep().await;
             let again = polls();
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
             assert_eq!(polls(), again, "the spinner did not go back to sleep");
         });
     }
