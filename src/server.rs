@@ -448,6 +448,9 @@ impl Drop for Running {
 mod tests {
     use super::*;
 
+    const PANIC_ENVELOPE: &[u8] =
+        br#"{"error":{"message":"Internal server error","type":"internal_error","param":null,"code":"500"}}"#;
+
     #[test]
     fn millis_has_three_decimals() {
         let ms = |micros: u64| millis(Duration::from_micros(micros));
@@ -499,10 +502,7 @@ mod tests {
         let body = axum::body::to_bytes(response.into_body(), 1024)
             .await
             .unwrap();
-        assert_eq!(
-            &body[..],
-            br#"{"error":{"message":"Internal server error","type":"internal_error","param":null,"code":"500"}}"#
-        );
+        assert_eq!(&body[..], PANIC_ENVELOPE);
     }
 
     #[tokio::test]
@@ -521,10 +521,7 @@ mod tests {
         let body = axum::body::to_bytes(response.into_body(), 1024)
             .await
             .unwrap();
-        assert_eq!(
-            &body[..],
-            br#"{"error":{"message":"Internal server error","type":"internal_error","param":null,"code":"500"}}"#
-        );
+        assert_eq!(&body[..], PANIC_ENVELOPE);
 
         let fine = async { StatusCode::OK.into_response() };
         let response = guarded(fine, call_id, Instant::now()).await;

@@ -136,9 +136,17 @@ fn version_and_missing_config() {
     );
 }
 
+/// A real gateway process on a free port, serving one `mock_response`
+/// model, with `args` added; a connection once it listens.
 #[cfg(unix)]
-#[test]
-fn sigterm_shuts_the_process_down() {
+fn serve(
+    args: &[&str],
+    stderr: std::process::Stdio,
+) -> (
+    std::process::Child,
+    std::net::TcpStream,
+    tempfile_lite::File,
+) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -147,33 +155,31 @@ fn sigterm_shuts_the_process_down() {
     let f = config_file(
         "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n      mock_response: hi\n",
     );
-    let child = gateway()
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--log-format",
-            "json",
-            "--config",
-        ])
+    let mut child = gateway()
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(args)
+        .arg("--config")
         .arg(&f.0)
-        .stderr(std::process::Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let addr = format!("127.0.0.1:{port}");
-    let mut up = false;
     for _ in 0..200 {
-        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            let _ = s.write_all(
-                b"GET /health/liveliness HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-            );
-            up = true;
-            break;
+        if let Ok(s) = std::net::TcpStream::connect(&addr) {
+            return (child, s, f);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(up, "the gateway did not start listening");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the gateway did not start listening");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_shuts_the_process_down() {
+    let (child, mut s, _config) = serve(&["--log-format", "json"], std::process::Stdio::piped());
+    let _ = s.write_all(b"GET /health/liveliness HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -202,31 +208,10 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 fn busy_poll_serves_requests_then_sleeps() {
     use std::io::{BufRead, BufReader, Read};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let f = config_file(
-        "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n      mock_response: hi\n",
+    let (mut child, stream, _config) = serve(
+        &["--num-workers", "2", "--busy-poll-us", "2000"],
+        std::process::Stdio::null(),
     );
-    let mut child = gateway()
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--num-workers", "2", "--busy-poll-us", "2000", "--config"])
-        .arg(&f.0)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let mut stream = None;
-    for _ in 0..200 {
-        if let Ok(s) = std::net::TcpStream::connect(&addr) {
-            stream = Some(s);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let stream = stream.expect("the gateway did not start listening");
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     let body = r#"{"model":"a","messages":[{"role":"user","content":"x"}]}"#;
