@@ -42,7 +42,7 @@ pub struct Cli {
     /// Busy-poll window in microseconds: after each request starts or ends, a
     /// worker keeps polling its sockets this long before it sleeps. Cuts the
     /// latency added at low load (no wake-up from sleep per hop) at the cost
-    /// of CPU while idle. 0 (the default) turns it off.
+    /// of CPU while idle. 0 (the default) turns it off; at most 1000000.
     #[arg(long, env = "GATEWAY_BUSY_POLL_US", default_value_t = 0)]
     pub busy_poll_us: u64,
 }
