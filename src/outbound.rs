@@ -1,16 +1,27 @@
-//! The outbound HTTP client for upstreams and guardrails: HTTP/1.1
-//! connections from hyper, over hyper-rustls's connector (DNS, TCP with
-//! `TCP_NODELAY`, rustls with the platform's roots), kept in a small pool of
-//! our own.
+//! The outbound HTTP client for upstreams and guardrails: HTTP/1.1 over
+//! hyper-rustls's connector (DNS, TCP with `TCP_NODELAY`, rustls with the
+//! platform's roots), kept in a small pool of our own, and driven by the
+//! task that makes the request.
 //!
-//! Why not reqwest or hyper-util's pooled client: reqwest's per-request work
-//! (parsing the URL twice, its redirect and retry layers) was about a third of
-//! the gateway's instructions per proxied request, and hyper-util's pool,
-//! built for any executor and any protocol, cost another ~9k instructions per
-//! call (a SipHash map looked up twice, a checkout future, a task spawned to
-//! hand each connection back). Here a connection goes back to its worker's
-//! pool the moment its response body ends, and is taken again with a linear
-//! scan over the handful of hosts a gateway talks to.
+//! Why not reqwest or hyper's client: reqwest's per-request work (parsing
+//! the URL twice, its redirect and retry layers) was about a third of the
+//! gateway's instructions per proxied request; hyper-util's pool cost
+//! another ~9k instructions per call; and hyper's own connection runs as a
+//! task of its own, so every call crossed tasks four times (request in, head
+//! out, body in, connection back), each a wake-up, a channel and a poll of
+//! a dispatcher built for any protocol. Here the request's own task writes
+//! the request and reads the answer on the socket, with [`httparse`] (the
+//! parser hyper uses) for the head and a small decoder for the body's
+//! framing (`content-length`, `chunked`, or up to the close).
+//!
+//! A connection goes back to its worker's pool the moment its answer's last
+//! byte has been read, and is taken again with a linear scan over the
+//! handful of hosts a gateway talks to. An idle connection is not polled:
+//! before reuse, the reactor's readiness tells (without a system call in the
+//! usual case) whether anything, such as the server's close, arrived on it
+//! since; such a connection is dropped. A request sent on a reused
+//! connection that the server closed without answering (the close crossing
+//! the request on the wire) is sent once more, on a new connection.
 //!
 //! Timeouts are the caller's (`tokio::time`), so every await here is bounded
 //! by the request's deadline.
@@ -21,29 +32,42 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
-use axum::http::uri::PathAndQuery;
-use axum::http::{HeaderValue, Request, Response, Uri};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
-use hyper_rustls::HttpsConnector;
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hyper::body::{Body, Frame};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use rustls_platform_verifier::ConfigVerifierExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
 use tower::ServiceExt;
 
 type Connector = HttpsConnector<HttpConnector>;
-type Sender = http1::SendRequest<Full<Bytes>>;
+/// What hyper-rustls hands over: its TCP stream, adapted twice.
+type TlsStream = tokio_rustls::client::TlsStream<TokioIo<TokioIo<TcpStream>>>;
 
 /// How long an unused connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Unused connections kept per host and worker.
 const MAX_IDLE_PER_HOST: usize = 1024;
+/// Largest answer head (status line, headers), and largest trailer section.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most headers an answer may have (as hyper's client).
+const MAX_HEADERS: usize = 100;
+/// Longest chunk-size line (size and extensions) of a chunked body.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Bytes read at a time, at least.
+const READ_SIZE: usize = 8 * 1024;
 
 thread_local! {
     /// The worker this thread serves as (0 outside worker threads).
@@ -106,10 +130,7 @@ impl Clients {
     }
 
     /// Send a request with the current worker's client.
-    pub async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<PooledBody>, SendError> {
+    pub async fn send(&self, request: Request<Bytes>) -> Result<Response<PooledBody>, SendError> {
         self.get().request(request).await
     }
 }
@@ -121,8 +142,9 @@ pub enum SendError {
     BadUrl,
     /// DNS, TCP or TLS failed.
     Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The request or the response head failed on an open connection.
-    Exchange(hyper::Error),
+    /// Writing the request or reading the answer's head failed, or the head
+    /// was not valid HTTP/1.
+    Exchange(io::Error),
 }
 
 impl SendError {
@@ -142,6 +164,17 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
+
+fn invalid(what: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+fn cut_short() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the connection closed before the answer was complete",
+    )
+}
 
 /// One worker's client: a connector and the idle connections per host.
 #[derive(Clone, Debug)]
@@ -169,8 +202,118 @@ struct Host {
 }
 
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
+}
+
+/// A connection's transport. The TLS state (over a kilobyte) is boxed: a
+/// connection is held in every request's future and moved with it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(tcp) => tcp.is_write_vectored(),
+            Io::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An open connection and what has been read from it but not yet used.
+struct Conn {
+    io: Io,
+    buf: BytesMut,
+}
+
+impl Conn {
+    fn new(io: Io) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_SIZE),
+        }
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match &self.io {
+            Io::Plain(tcp) => tcp,
+            Io::Tls(tls) => tls.get_ref().0.inner().inner(),
+        }
+    }
+
+    /// Whether an idle connection can take a request: nothing (a close,
+    /// stray bytes) has arrived on it since its last answer. Costs no system
+    /// call unless the reactor saw the socket become readable.
+    fn is_quiet(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.tcp().poll_read_ready(&mut cx) {
+            Poll::Pending => return true,
+            Poll::Ready(Err(_)) => return false,
+            // Perhaps only readiness left over from the last answer: look.
+            Poll::Ready(Ok(())) => {}
+        }
+        matches!(
+            poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.buf),
+            Poll::Pending
+        )
+    }
+
+    /// Read more into the buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.buf.reserve(READ_SIZE);
+        poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+    }
 }
 
 impl Pool {
@@ -199,92 +342,396 @@ impl Pool {
     }
 
     /// The most recently used live connection to `slot`, if any.
-    fn checkout(&self, slot: usize) -> Option<Sender> {
+    fn checkout(&self, slot: usize) -> Option<Conn> {
         let mut hosts = self.lock();
         let idle = &mut hosts[slot].idle;
-        while let Some(conn) = idle.pop_back() {
-            if !conn.sender.is_closed() && conn.since.elapsed() < IDLE_TIMEOUT {
-                return Some(conn.sender);
+        while let Some(mut c) = idle.pop_back() {
+            if c.since.elapsed() < IDLE_TIMEOUT && c.conn.is_quiet() {
+                return Some(c.conn);
             }
         }
         None
     }
 
-    fn checkin(&self, slot: usize, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    fn checkin(&self, slot: usize, conn: Conn) {
         let now = Instant::now();
         let mut hosts = self.lock();
         let idle = &mut hosts[slot].idle;
         while idle
             .front()
-            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT || c.sender.is_closed())
+            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
         {
             idle.pop_front();
         }
         if idle.len() < MAX_IDLE_PER_HOST {
-            idle.push_back(Idle { sender, since: now });
+            idle.push_back(Idle { conn, since: now });
+        }
+    }
+}
+
+/// The request line and headers, with `Host` (unless given) and the body's
+/// `content-length` (replacing any given framing headers).
+fn encode_head(
+    method: &Method,
+    path: &str,
+    host: Option<&HeaderValue>,
+    headers: &HeaderMap,
+    body_len: usize,
+) -> Bytes {
+    let size = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>();
+    let mut out = BytesMut::with_capacity(path.len() + size + 96);
+    out.put_slice(method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(path.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host
+        && !headers.contains_key(header::HOST)
+    {
+        out.put_slice(b"host: ");
+        out.put_slice(host.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    for (name, value) in headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"content-length: ");
+    out.put_slice(itoa::Buffer::new().format(body_len).as_bytes());
+    out.put_slice(b"\r\n\r\n");
+    out.freeze()
+}
+
+/// How an answer's body ends.
+#[derive(Debug)]
+enum Framing {
+    /// This many bytes still to come.
+    Length(u64),
+    Chunked(Chunk),
+    /// Everything up to the close.
+    Eof,
+    Done,
+}
+
+/// Where a chunked body's decoder is.
+#[derive(Debug)]
+enum Chunk {
+    /// At a chunk-size line.
+    Size,
+    /// Inside a chunk, with this many bytes to go.
+    Data(u64),
+    /// At the CRLF that ends a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty one (bytes seen).
+    Trailers(usize),
+}
+
+/// An answer's head, parsed.
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    framing: Framing,
+    /// Whether the connection may carry another request after this answer.
+    reusable: bool,
+}
+
+/// Parse the head at the start of `buf` and take it out; `None` while it is
+/// incomplete. Interim (1xx) answers are skipped.
+fn parse_head(buf: &mut BytesMut) -> io::Result<Option<Head>> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut slots);
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(invalid(format!("invalid answer head: {e}"))),
+        };
+        let code = parsed.code.unwrap_or_default();
+        if code == 101 {
+            return Err(invalid("unexpected protocol switch (101)"));
+        }
+        if (100..200).contains(&code) {
+            buf.advance(len);
+            continue;
+        }
+        let status = StatusCode::from_u16(code).map_err(invalid)?;
+        let mut reusable = parsed.version == Some(1);
+        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        let mut length: Option<u64> = None;
+        let mut chunked = None;
+        for h in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(invalid)?;
+            let value = HeaderValue::from_bytes(h.value).map_err(invalid)?;
+            if name == header::CONTENT_LENGTH {
+                let n = std::str::from_utf8(h.value)
+                    .ok()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| invalid("invalid content-length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(invalid("conflicting content-length headers"));
+                }
+                length = Some(n);
+            } else if name == header::TRANSFER_ENCODING {
+                // The last coding applied is what frames the body.
+                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            } else if name == header::CONNECTION
+                && h.value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
+                reusable = false;
+            }
+            headers.append(name, value);
+        }
+        buf.advance(len);
+        let no_body = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let framing = match (no_body, chunked, length) {
+            (true, _, _) => Framing::Length(0),
+            (false, Some(true), length) => {
+                // Both framings: a message to handle, not to keep after.
+                reusable &= length.is_none();
+                Framing::Chunked(Chunk::Size)
+            }
+            (false, Some(false), _) | (false, None, None) => {
+                reusable = false;
+                Framing::Eof
+            }
+            (false, None, Some(n)) => Framing::Length(n),
+        };
+        return Ok(Some(Head {
+            status,
+            headers,
+            framing,
+            reusable,
+        }));
+    }
+}
+
+/// What the decoder made of the buffer.
+enum Step {
+    Data(Bytes),
+    End,
+    /// More must be read first.
+    More,
+}
+
+/// Take the body's next piece out of `buf`, without copying it.
+fn step(framing: &mut Framing, buf: &mut BytesMut) -> io::Result<Step> {
+    match framing {
+        Framing::Done | Framing::Length(0) => {
+            *framing = Framing::Done;
+            Ok(Step::End)
+        }
+        Framing::Length(n) => {
+            if buf.is_empty() {
+                return Ok(Step::More);
+            }
+            let take = buf.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
+            *n -= take as u64;
+            if *n == 0 {
+                *framing = Framing::Done;
+            }
+            Ok(Step::Data(buf.split_to(take).freeze()))
+        }
+        Framing::Eof if buf.is_empty() => Ok(Step::More),
+        Framing::Eof => Ok(Step::Data(buf.split().freeze())),
+        Framing::Chunked(chunk) => {
+            let step = step_chunked(chunk, buf)?;
+            if matches!(step, Step::End) {
+                *framing = Framing::Done;
+            }
+            Ok(step)
+        }
+    }
+}
+
+fn step_chunked(chunk: &mut Chunk, buf: &mut BytesMut) -> io::Result<Step> {
+    loop {
+        match chunk {
+            Chunk::Size => {
+                let Some(end) = line(buf, MAX_CHUNK_LINE)? else {
+                    return Ok(Step::More);
+                };
+                let size = chunk_size(&buf[..end])?;
+                buf.advance(end + 2);
+                *chunk = if size == 0 {
+                    Chunk::Trailers(0)
+                } else {
+                    Chunk::Data(size)
+                };
+            }
+            Chunk::Data(n) => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let take = buf.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
+                *n -= take as u64;
+                if *n == 0 {
+                    *chunk = Chunk::DataEnd;
+                }
+                return Ok(Step::Data(buf.split_to(take).freeze()));
+            }
+            Chunk::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Step::More);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(invalid("a chunk's data is not followed by CRLF"));
+                }
+                buf.advance(2);
+                *chunk = Chunk::Size;
+            }
+            Chunk::Trailers(seen) => {
+                let Some(end) = line(buf, MAX_HEAD.saturating_sub(*seen))? else {
+                    return Ok(Step::More);
+                };
+                buf.advance(end + 2);
+                if end == 0 {
+                    return Ok(Step::End);
+                }
+                *seen += end + 2;
+            }
+        }
+    }
+}
+
+/// The length of the CRLF-terminated line at the start of `buf` (without
+/// the CRLF); `None` while incomplete. Lines longer than `limit` fail.
+fn line(buf: &[u8], limit: usize) -> io::Result<Option<usize>> {
+    let window = &buf[..buf.len().min(limit + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(i) if i > 0 && window[i - 1] == b'\r' => Ok(Some(i - 1)),
+        Some(_) => Err(invalid("a line in the body's framing does not end in CRLF")),
+        None if buf.len() > limit + 1 => Err(invalid("a line in the body's framing is too long")),
+        None => Ok(None),
+    }
+}
+
+/// A chunk-size line: hex digits, then perhaps whitespace and extensions.
+fn chunk_size(line: &[u8]) -> io::Result<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = line[digits..].trim_ascii_start();
+    if digits == 0 || digits > 15 || !(rest.is_empty() || rest[0] == b';') {
+        return Err(invalid("invalid chunk size"));
+    }
+    let hex = std::str::from_utf8(&line[..digits]).map_err(invalid)?;
+    u64::from_str_radix(hex, 16).map_err(invalid)
+}
+
+/// An exchange's failure; `Unanswered` when nothing of an answer came back,
+/// so the server cannot have acted on the request.
+enum Failure {
+    Unanswered(io::Error),
+    Failed(io::Error),
+}
+
+/// Write the request, then read up to the end of the answer's head.
+async fn exchange(conn: &mut Conn, head: Bytes, body: Bytes) -> Result<Head, Failure> {
+    let mut out = head.chain(body);
+    conn.io
+        .write_all_buf(&mut out)
+        .await
+        .map_err(Failure::Unanswered)?;
+    conn.io.flush().await.map_err(Failure::Unanswered)?;
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_head(&mut conn.buf) {
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) if conn.buf.len() >= MAX_HEAD => {
+                    return Err(Failure::Failed(invalid("the answer's head is over 64 KB")));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Failure::Failed(e)),
+            }
+        }
+        let before = conn.buf.len();
+        conn.buf.reserve(READ_SIZE);
+        match conn.io.read_buf(&mut conn.buf).await {
+            Ok(0) if before == 0 => {
+                return Err(Failure::Unanswered(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection closed before an answer",
+                )));
+            }
+            Ok(0) => return Err(Failure::Failed(cut_short())),
+            Ok(_) => {}
+            Err(e) if before == 0 => return Err(Failure::Unanswered(e)),
+            Err(e) => return Err(Failure::Failed(e)),
         }
     }
 }
 
 impl HttpClient {
     /// Send `request` (an absolute URL) on a pooled connection to its host,
-    /// or a new one. A request that a pooled connection closed before it
-    /// was written is sent again on another.
+    /// or a new one. A request that a reused connection's close kept from an
+    /// answer is sent again, once, on a new connection.
     pub async fn request(
         &self,
-        mut request: Request<Full<Bytes>>,
+        request: Request<Bytes>,
     ) -> Result<Response<PooledBody>, SendError> {
-        let uri = request.uri().clone();
+        let (parts, body) = request.into_parts();
+        let uri = &parts.uri;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(SendError::BadUrl);
         };
-        let (slot, host) = self.0.slot(&uri, scheme, authority.as_str());
-        if let Some(host) = host {
-            request
-                .headers_mut()
-                .entry(axum::http::header::HOST)
-                .or_insert(host);
-        }
+        let (slot, host) = self.0.slot(uri, scheme, authority.as_str());
         // On the wire: the origin form (`/v1/chat/completions`).
-        *request.uri_mut() = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"))
-            .into();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let head = encode_head(
+            &parts.method,
+            path,
+            host.as_ref(),
+            &parts.headers,
+            body.len(),
+        );
+        let mut resent = false;
         loop {
-            let (mut sender, pooled) = match self.0.checkout(slot) {
-                Some(sender) => (sender, true),
-                // Boxed: connecting is rare, and its future (DNS, TCP, TLS,
-                // handshake) would otherwise make every request's bigger.
-                None => (Box::pin(self.connect(uri.clone())).await?, false),
+            let pooled = if resent { None } else { self.0.checkout(slot) };
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                // Boxed: connecting is rare, and its future (DNS, TCP, TLS)
+                // would otherwise make every request's bigger.
+                None => Box::pin(self.connect(uri.clone())).await?,
             };
-            if let Err(e) = sender.ready().await {
-                if pooled {
+            let answer = match exchange(&mut conn, head.clone(), body.clone()).await {
+                Ok(answer) => answer,
+                Err(Failure::Unanswered(e)) if reused && !resent => {
+                    tracing::debug!(error = %e, "reused connection closed unanswered; sending again");
+                    resent = true;
                     continue;
                 }
-                return Err(SendError::Exchange(e));
-            }
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    let pool = self.0.clone();
-                    return Ok(response.map(|body| PooledBody {
-                        body,
-                        checkin: Some(Checkin { pool, slot, sender }),
-                    }));
+                Err(Failure::Unanswered(e) | Failure::Failed(e)) => {
+                    return Err(SendError::Exchange(e));
                 }
-                Err(mut e) => match e.take_message() {
-                    // Never written: the pooled connection was closing.
-                    Some(unsent) if pooled => request = unsent,
-                    _ => return Err(SendError::Exchange(e.into_error())),
-                },
+            };
+            let mut body = PooledBody {
+                conn: Some(conn),
+                framing: answer.framing,
+                checkin: answer.reusable.then(|| (self.0.clone(), slot)),
+            };
+            if matches!(body.framing, Framing::Length(0)) {
+                body.framing = Framing::Done;
+                body.finish();
             }
+            let mut response = Response::new(body);
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers;
+            return Ok(response);
         }
     }
 
-    async fn connect(&self, uri: Uri) -> Result<Sender, SendError> {
+    async fn connect(&self, uri: Uri) -> Result<Conn, SendError> {
         let io = self
             .0
             .connector
@@ -292,65 +739,97 @@ impl HttpClient {
             .oneshot(uri)
             .await
             .map_err(SendError::Connect)?;
-        let (sender, connection) = http1::handshake(io).await.map_err(SendError::Exchange)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "outbound connection ended with an error");
-            }
-        });
-        Ok(sender)
+        let io = match io {
+            MaybeHttpsStream::Http(tcp) => Io::Plain(tcp.into_inner()),
+            MaybeHttpsStream::Https(tls) => Io::Tls(Box::new(tls.into_inner())),
+        };
+        Ok(Conn::new(io))
     }
 }
 
-/// A response body that hands its connection back to the pool when it ends.
-/// Dropped before the end, it closes the connection instead.
+/// An answer's body, read from the connection by whoever polls it. The
+/// connection goes back to the pool when the body's last byte has been
+/// read; dropped before that, the body closes it instead.
 pub struct PooledBody {
-    body: Incoming,
-    checkin: Option<Checkin>,
+    /// `None` once the body has ended or failed.
+    conn: Option<Conn>,
+    framing: Framing,
+    /// Where the connection goes after the body, if it may be reused.
+    checkin: Option<(Arc<Pool>, usize)>,
 }
 
 impl fmt::Debug for PooledBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledBody")
-            .field("body", &self.body)
+            .field("framing", &self.framing)
             .finish_non_exhaustive()
     }
 }
 
-struct Checkin {
-    pool: Arc<Pool>,
-    slot: usize,
-    sender: Sender,
+impl PooledBody {
+    /// The body has been read whole: hand the connection back if it can
+    /// carry another request (nothing beyond this answer was sent on it).
+    fn finish(&mut self) {
+        let conn = self.conn.take();
+        if let (Some(conn), Some((pool, slot))) = (conn, self.checkin.take())
+            && conn.buf.is_empty()
+        {
+            pool.checkin(slot, conn);
+        }
+    }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => {
-                if let Some(c) = this.checkin.take() {
-                    c.pool.checkin(c.slot, c.sender);
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match step(&mut this.framing, &mut conn.buf) {
+                Ok(Step::Data(data)) => {
+                    if matches!(this.framing, Framing::Done) {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Step::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Step::More) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.checkin = None,
-            _ => {}
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) if matches!(this.framing, Framing::Eof) => {
+                    this.framing = Framing::Done;
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(cut_short())));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        matches!(self.framing, Framing::Done)
     }
 }
 
@@ -368,6 +847,9 @@ mod tests {
         Close,
         /// Promise 10 bytes, send 2, then wait.
         Stall,
+        /// Send stray bytes a little after the answer, and keep the
+        /// connection open.
+        Stray,
     }
 
     /// A raw HTTP/1.1 server answering `ok`; returns its URL and a count of
@@ -419,6 +901,10 @@ mod tests {
                             After::KeepAlive => {}
                             After::Close => return,
                             After::Stall => std::future::pending::<()>().await,
+                            After::Stray => {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n").await;
+                            }
                         }
                     }
                 });
@@ -431,10 +917,8 @@ mod tests {
         Clients::new(1).unwrap().get().clone()
     }
 
-    fn post(url: &str) -> Request<Full<Bytes>> {
-        Request::post(url)
-            .body(Full::new(Bytes::from_static(b"{}")))
-            .unwrap()
+    fn post(url: &str) -> Request<Bytes> {
+        Request::post(url).body(Bytes::from_static(b"{}")).unwrap()
     }
 
     async fn body(response: Response<PooledBody>) -> Bytes {
@@ -480,6 +964,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_with_stray_bytes_after_its_answer_is_not_used_again() {
+        let (url, accepted) = server(After::Stray).await;
+        let http = client();
+        for i in 1..=3 {
+            let response = http.request(post(&url)).await.unwrap();
+            assert_eq!(body(response).await, "ok");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(accepted.load(Ordering::SeqCst), i);
+        }
+    }
+
+    #[tokio::test]
     async fn a_body_dropped_before_its_end_closes_its_connection() {
         let (url, accepted) = server(After::Stall).await;
         let http = client();
@@ -504,9 +1000,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.is_connect(), "{e}");
-        let relative = Request::post("/v1/x")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
+        let relative = Request::post("/v1/x").body(Bytes::new()).unwrap();
         assert!(matches!(
             http.request(relative).await,
             Err(SendError::BadUrl)
@@ -551,5 +1045,166 @@ mod tests {
         assert_eq!(host("http://example.com:443/"), "example.com:443");
         assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
         assert!(host_header(&"/relative".parse().unwrap()).is_none());
+    }
+
+    /// Decode `wire` (one answer) fed `split` bytes at a time: its status,
+    /// whether the connection could be reused, and the body; or the first
+    /// error.
+    fn decode(wire: &[u8], split: usize) -> io::Result<(u16, bool, Vec<u8>)> {
+        let mut buf = BytesMut::new();
+        let mut chunks = wire.chunks(split);
+        let mut head = loop {
+            if let Some(head) = parse_head(&mut buf)? {
+                break head;
+            }
+            buf.extend_from_slice(chunks.next().ok_or_else(cut_short)?);
+        };
+        let mut body = Vec::new();
+        loop {
+            match step(&mut head.framing, &mut buf)? {
+                Step::Data(d) => body.extend_from_slice(&d),
+                Step::End => break,
+                Step::More => match chunks.next() {
+                    Some(c) => buf.extend_from_slice(c),
+                    None if matches!(head.framing, Framing::Eof) => break,
+                    None => return Err(cut_short()),
+                },
+            }
+        }
+        assert!(buf.is_empty(), "left over: {buf:?}");
+        Ok((head.status.as_u16(), head.reusable, body))
+    }
+
+    /// Every split of the wire, byte by byte up to all at once.
+    fn decode_all_ways(wire: &[u8]) -> io::Result<(u16, bool, Vec<u8>)> {
+        let whole = decode(wire, wire.len())?;
+        for split in 1..wire.len() {
+            assert_eq!(decode(wire, split)?, whole, "split every {split} bytes");
+        }
+        Ok(whole)
+    }
+
+    #[test]
+    fn bodies_are_framed_by_length_chunks_or_the_close() {
+        let got = decode_all_ways(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+        assert_eq!(got, (200, true, b"hello".to_vec()));
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
+            5\r\nhello\r\n1;ext=\"x\"\r\n,\r\nA \r\n0123456789\r\n0\r\nx-trailer: 1\r\n\r\n";
+        let got = decode_all_ways(chunked).unwrap();
+        assert_eq!(got, (200, true, b"hello,0123456789".to_vec()));
+        // No length, no chunks: the body runs to the close.
+        let got = decode_all_ways(b"HTTP/1.1 200 OK\r\n\r\nto the end").unwrap();
+        assert_eq!(got, (200, false, b"to the end".to_vec()));
+        // Interim answers are skipped; 204 has no body whatever it says.
+        let got = decode_all_ways(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\ncontent-length: 9\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(got, (204, true, vec![]));
+    }
+
+    #[test]
+    fn only_a_plain_http_1_1_keep_alive_answer_frees_its_connection() {
+        let reusable = |wire: &[u8]| decode_all_ways(wire).unwrap().1;
+        assert!(!reusable(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\ncontent-length: 0\r\n\r\n"
+        ));
+        assert!(!reusable(b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(!reusable(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+        ));
+        assert!(reusable(
+            b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn malformed_answers_are_errors() {
+        let bad: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nokX\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10000000000000000\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+            b"SSH-2.0-OpenSSH_9.2\r\n",
+            // Cut short: inside the body, inside a chunk, before the last.
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        ];
+        for wire in bad {
+            let got = decode(wire, wire.len());
+            assert!(
+                got.is_err(),
+                "{:?} gave {got:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        let mut long = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1".to_vec();
+        long.extend(std::iter::repeat_n(b' ', MAX_CHUNK_LINE + 1));
+        long.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
+        assert!(
+            decode(&long, long.len()).is_err(),
+            "an endless chunk-size line"
+        );
+    }
+
+    /// A server that answers the first request on each connection, then
+    /// closes the connection when the next request arrives, unanswered.
+    #[tokio::test]
+    async fn a_request_a_reused_connection_drops_is_sent_once_more() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/x", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    for answered in [true, false] {
+                        // Each test request arrives in one read.
+                        if matches!(socket.read(&mut buf).await, Ok(0) | Err(_)) {
+                            return;
+                        }
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        if answered {
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            socket.write_all(ok).await.unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let http = client();
+        let response = http.request(post(&url)).await.unwrap();
+        assert_eq!(body(response).await, "ok");
+        // Reused: dropped unanswered, then sent on a new connection.
+        let response = http.request(post(&url)).await.unwrap();
+        assert_eq!(body(response).await, "ok");
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_connection_dropped_unanswered_is_an_error_not_a_resend() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = vec![0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+            }
+        });
+        let e = client().request(post(&url)).await.unwrap_err();
+        assert!(matches!(e, SendError::Exchange(_)), "{e}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -252,7 +252,7 @@ impl Client {
             HeaderValue::from_static("application/json"),
         );
         let mut request = Request::post(self.analyze_url.clone())
-            .body(Full::new(Bytes::from(body)))
+            .body(Bytes::from(body))
             .map_err(|_| Failure::Unreachable)?;
         *request.headers_mut() = headers;
         let call = async {

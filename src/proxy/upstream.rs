@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -59,7 +59,7 @@ pub async fn send(
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let mut req = Request::new(Full::new(Bytes::from(body)));
+    let mut req = Request::new(Bytes::from(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = url.clone();
     // Sized for these and the client's own (host, content-length) without
@@ -113,7 +113,7 @@ pub async fn send(
     })
 }
 
-fn broke_off(model: &str, e: &hyper::Error) -> Error {
+fn broke_off(model: &str, e: &std::io::Error) -> Error {
     tracing::warn!(model = %model, error = %e, "upstream body failed");
     Error::UpstreamUnreachable(format!(
         "the upstream for model '{model}' broke off its response"
