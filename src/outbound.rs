@@ -446,9 +446,16 @@ struct Head {
 /// incomplete. Interim (1xx) answers are skipped.
 fn parse_head(buf: &mut BytesMut) -> io::Result<Option<Head>> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut slots);
-        let len = match parsed.parse(buf) {
+        // Uninitialised: filling 100 empty headers cost more than parsing.
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let parse = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            buf,
+            &mut slots,
+        );
+        let len = match parse {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(invalid(format!("invalid answer head: {e}"))),

@@ -64,7 +64,8 @@ impl Hook {
 /// What one request tells Aim about itself.
 #[derive(Clone, Debug, Default)]
 pub struct CallInfo {
-    pub call_id: String,
+    /// The gateway's call id (`x-litellm-call-id`), as sent.
+    pub call_id: Option<HeaderValue>,
     /// The client's `x-aim-user-email` header, unchanged.
     pub user_email: Option<HeaderValue>,
     /// The virtual key's alias; never the key.
@@ -224,8 +225,8 @@ impl Client {
             self.names.version.clone(),
             HeaderValue::from_static(crate::VERSION),
         );
-        if let Ok(v) = HeaderValue::from_str(&info.call_id) {
-            h.insert(self.names.call_id.clone(), v);
+        if let Some(v) = &info.call_id {
+            h.insert(self.names.call_id.clone(), v.clone());
         }
         if let Some(email) = &info.user_email {
             h.insert(self.names.user_email.clone(), email.clone());

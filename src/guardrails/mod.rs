@@ -448,20 +448,19 @@ pub fn flatten(messages: &RawValue) -> Vec<Message> {
 }
 
 fn text_of(content: &RawValue) -> Option<String> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Content {
-        Text(String),
-        Parts(Vec<serde_json::Value>),
-    }
-    let text = match serde_json::from_str::<Content>(content.get()).ok()? {
-        Content::Text(s) => s,
-        Content::Parts(parts) => parts
+    // Told apart by the first byte: an untagged enum would buffer the whole
+    // value to try each shape in turn.
+    let raw = content.get();
+    let text = match raw.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(raw).ok()?,
+        b'[' => serde_json::from_str::<Vec<serde_json::Value>>(raw)
+            .ok()?
             .iter()
             .filter(|p| p.get("type").and_then(|t| t.as_str()) == Some("text"))
             .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
             .collect::<Vec<_>>()
             .join("\n"),
+        _ => return None,
     };
     (!text.is_empty()).then_some(text)
 }

@@ -189,7 +189,7 @@ async fn handle(
         .guardrails
         .select(&caller, &req.requested_guardrails)?;
     let info = CallInfo {
-        call_id: ctx.call_id.to_str().unwrap_or_default().to_owned(),
+        call_id: Some(ctx.call_id.clone()),
         user_email: headers.get("x-aim-user-email").cloned(),
         key_alias: caller.alias().map(str::to_owned),
     };

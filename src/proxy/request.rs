@@ -173,28 +173,51 @@ struct Metadata<'a> {
 
 /// `["a", "b"]` or `{"a": {...}, "b": {...}}`.
 fn guardrail_names(raw: &RawValue, param: &str, out: &mut Vec<String>) -> Result<(), Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Names {
-        List(Vec<String>),
-        Map(serde_json::Map<String, serde_json::Value>),
-    }
-    let names = serde_json::from_str::<Names>(raw.get()).map_err(|_| {
+    let text = raw.get();
+    // Told apart by the first byte: an untagged enum would buffer the
+    // whole value to try each shape in turn.
+    let names = match text.as_bytes().first() {
+        Some(b'[') => serde_json::from_str::<Vec<String>>(text).ok(),
+        Some(b'{') => serde_json::from_str::<Keys>(text).ok().map(|k| k.0),
+        _ => None,
+    };
+    let names = names.ok_or_else(|| {
         wrong_type(
             param,
             "a list of guardrail names or an object keyed by guardrail name",
         )
     })?;
-    let names: Vec<String> = match names {
-        Names::List(l) => l,
-        Names::Map(m) => m.into_iter().map(|(k, _)| k).collect(),
-    };
     for n in names {
         if !out.contains(&n) {
             out.push(n);
         }
     }
     Ok(())
+}
+
+/// The keys of a JSON object, in order; the values are skipped.
+struct Keys(Vec<String>);
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = vec![];
+                while let Some((key, de::IgnoredAny)) =
+                    map.next_entry::<String, de::IgnoredAny>()?
+                {
+                    keys.push(key);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -215,13 +238,14 @@ fn validate_messages(raw: &RawValue) -> Result<(), Error> {
         ));
     }
     for (i, item) in list.iter().enumerate() {
-        let param = format!("messages[{i}]");
+        // Formatted only for an error.
+        let param = |field: &str| format!("messages[{i}]{field}");
         let m: MessageCheck =
-            serde_json::from_str(item.get()).map_err(|_| wrong_type(&param, "an object"))?;
+            serde_json::from_str(item.get()).map_err(|_| wrong_type(&param(""), "an object"))?;
         match m.role {
-            None => return Err(missing(&format!("{param}.role"))),
+            None => return Err(missing(&param(".role"))),
             Some(r) if !r.get().starts_with('"') => {
-                return Err(wrong_type(&format!("{param}.role"), "a string"));
+                return Err(wrong_type(&param(".role"), "a string"));
             }
             Some(_) => {}
         }
@@ -229,7 +253,7 @@ fn validate_messages(raw: &RawValue) -> Result<(), Error> {
             let first = c.get().as_bytes().first().copied();
             if !matches!(first, Some(b'"' | b'[' | b'n')) {
                 return Err(wrong_type(
-                    &format!("{param}.content"),
+                    &param(".content"),
                     "a string or an array of content parts",
                 ));
             }
@@ -338,6 +362,26 @@ mod tests {
             (
                 r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
                 Some("stream"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},"x"]}"#,
+                Some("messages[1]"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"guardrails":"g"}"#,
+                Some("guardrails"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"guardrails":[1]}"#,
+                Some("guardrails"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"metadata":{"guardrails":{"a":}}}"#,
+                None,
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"metadata":{"guardrails":true}}"#,
+                Some("metadata.guardrails"),
             ),
             (r#"[1]"#, None),
             (r#"{"model":"#, None),
