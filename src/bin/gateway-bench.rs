@@ -86,6 +86,13 @@ struct Cli {
     /// default).
     #[arg(long, default_value_t = 0)]
     busy_poll_us: u64,
+    /// Run every scenario and level this many times, interleaved (round 1
+    /// of each cell, then round 2, ...), and end with the median of each
+    /// figure over the rounds. On a shared machine the baseline drifts from
+    /// minute to minute; a ratio taken within each round, then the median,
+    /// is steadier than one run.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -955,6 +962,8 @@ struct Added {
 
 #[derive(Clone, Debug, Serialize)]
 struct CellResult {
+    /// 1-based; always 1 without --rounds.
+    round: usize,
     scenario: Scenario,
     concurrency: usize,
     seconds: f64,
@@ -967,10 +976,32 @@ struct CellResult {
     added_latency_us: Option<Added>,
     ttft_us: Option<LatencySummary>,
     added_ttft_us: Option<Added>,
+    /// req/s as a % of the baseline's at the same concurrency, same round.
+    of_baseline_pct: Option<f64>,
     gateway: Option<GatewayFigures>,
     /// The bench process's own CPU (load + mocks), in % of one core.
     bench_cpu_pct: f64,
     first_error: Option<String>,
+}
+
+/// One scenario and level over all rounds: the median of each figure, and
+/// the range of the throughput ratio.
+#[derive(Debug, Serialize)]
+struct MedianRow {
+    scenario: Scenario,
+    concurrency: usize,
+    rounds: usize,
+    rps: f64,
+    of_baseline_pct: Option<f64>,
+    of_baseline_min_pct: Option<f64>,
+    of_baseline_max_pct: Option<f64>,
+    p50_us: Option<u64>,
+    p99_us: Option<u64>,
+    added_p50_us: Option<i64>,
+    added_p99_us: Option<i64>,
+    added_ttft_p50_us: Option<i64>,
+    gateway_cpu_us_per_request: Option<f64>,
+    errors: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -1023,6 +1054,8 @@ struct Report {
     chunk_interval_ms: u64,
     startup: Option<StartupSummary>,
     results: Vec<CellResult>,
+    /// With --rounds above 1: the medians over the rounds.
+    medians: Vec<MedianRow>,
     soak: Option<SoakResult>,
 }
 
@@ -1145,6 +1178,7 @@ async fn run_cell(
         gw.stop().await;
     }
     Ok(CellResult {
+        round: 1,
         scenario,
         concurrency,
         seconds,
@@ -1155,6 +1189,7 @@ async fn run_cell(
         added_latency_us: None,
         ttft_us: counts.ttft.summary(),
         added_ttft_us: None,
+        of_baseline_pct: None,
         gateway: gateway_figures,
         bench_cpu_pct: pct(self_cpu, env.ticks, seconds),
         first_error: counts.first_error,
@@ -1179,7 +1214,100 @@ fn fill_added(results: &mut [CellResult]) {
         };
         r.added_latency_us = diff(r.latency_us, base.latency_us);
         r.added_ttft_us = diff(r.ttft_us, base.ttft_us);
+        r.of_baseline_pct = (base.rps > 0.0).then(|| 100.0 * r.rps / base.rps);
     }
+}
+
+fn median_of<T: Copy + PartialOrd>(mut v: Vec<T>) -> Option<T> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(v.len().checked_sub(1)? / 2).copied()
+}
+
+/// Per scenario and level, in first-seen order: medians over the rounds.
+fn medians(results: &[CellResult]) -> Vec<MedianRow> {
+    let mut cells: Vec<(Scenario, usize)> = vec![];
+    for r in results {
+        if !cells.contains(&(r.scenario, r.concurrency)) {
+            cells.push((r.scenario, r.concurrency));
+        }
+    }
+    cells
+        .into_iter()
+        .map(|(scenario, concurrency)| {
+            let rs: Vec<&CellResult> = results
+                .iter()
+                .filter(|r| r.scenario == scenario && r.concurrency == concurrency)
+                .collect();
+            let floats = |f: &dyn Fn(&CellResult) -> Option<f64>| -> Vec<f64> {
+                rs.iter().filter_map(|r| f(r)).collect()
+            };
+            let ints = |f: &dyn Fn(&CellResult) -> Option<i64>| -> Option<i64> {
+                median_of(rs.iter().filter_map(|r| f(r)).collect())
+            };
+            let ratios = floats(&|r| r.of_baseline_pct);
+            MedianRow {
+                scenario,
+                concurrency,
+                rounds: rs.len(),
+                rps: median_of(floats(&|r| Some(r.rps))).unwrap_or(0.0),
+                of_baseline_pct: median_of(ratios.clone()),
+                of_baseline_min_pct: ratios.iter().copied().reduce(f64::min),
+                of_baseline_max_pct: ratios.iter().copied().reduce(f64::max),
+                p50_us: median_of(rs.iter().filter_map(|r| Some(r.latency_us?.p50)).collect()),
+                p99_us: median_of(rs.iter().filter_map(|r| Some(r.latency_us?.p99)).collect()),
+                added_p50_us: ints(&|r| Some(r.added_latency_us.as_ref()?.p50)),
+                added_p99_us: ints(&|r| Some(r.added_latency_us.as_ref()?.p99)),
+                added_ttft_p50_us: ints(&|r| Some(r.added_ttft_us.as_ref()?.p50)),
+                gateway_cpu_us_per_request: median_of(floats(&|r| {
+                    r.gateway.as_ref()?.cpu_us_per_request
+                })),
+                errors: rs.iter().map(|r| r.errors).sum(),
+            }
+        })
+        .collect()
+}
+
+fn median_table(rows: &[MedianRow]) -> String {
+    let headers = [
+        "scenario",
+        "conc",
+        "rounds",
+        "req/s",
+        "% base",
+        "range %",
+        "p50 ms",
+        "p99 ms",
+        "+p50 ms",
+        "+p99 ms",
+        "+ttft p50",
+        "cpu us/req",
+        "errors",
+    ];
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.scenario.name().to_owned(),
+                r.concurrency.to_string(),
+                r.rounds.to_string(),
+                format!("{:.0}", r.rps),
+                opt(r.of_baseline_pct, |p| format!("{p:.1}")),
+                opt(
+                    r.of_baseline_min_pct.zip(r.of_baseline_max_pct),
+                    |(a, b)| format!("{a:.1}-{b:.1}"),
+                ),
+                opt(r.p50_us, ms),
+                opt(r.p99_us, ms),
+                opt(r.added_p50_us, signed_ms),
+                opt(r.added_p99_us, signed_ms),
+                opt(r.added_ttft_p50_us, signed_ms),
+                opt(r.gateway_cpu_us_per_request, |c| format!("{c:.0}")),
+                r.errors.to_string(),
+            ]
+        })
+        .collect();
+    let scenarios: Vec<Scenario> = rows.iter().map(|r| r.scenario).collect();
+    render(&headers, &body, &scenarios)
 }
 
 // ---------------------------------------------------------------------------
@@ -1207,6 +1335,7 @@ fn table(results: &[CellResult]) -> String {
         "scenario",
         "conc",
         "req/s",
+        "% base",
         "p50 ms",
         "p90 ms",
         "p99 ms",
@@ -1234,6 +1363,7 @@ fn table(results: &[CellResult]) -> String {
                 r.scenario.name().to_owned(),
                 r.concurrency.to_string(),
                 format!("{:.0}", r.rps),
+                opt(r.of_baseline_pct, |p| format!("{p:.1}")),
                 opt(l, |l| ms(l.p50)),
                 opt(l, |l| ms(l.p90)),
                 opt(l, |l| ms(l.p99)),
@@ -1253,8 +1383,14 @@ fn table(results: &[CellResult]) -> String {
             ]
         })
         .collect();
+    let scenarios: Vec<Scenario> = results.iter().map(|r| r.scenario).collect();
+    render(&headers, &rows, &scenarios)
+}
+
+/// Aligned columns, a blank line between scenarios.
+fn render(headers: &[&str], rows: &[Vec<String>], scenarios: &[Scenario]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
@@ -1270,18 +1406,18 @@ fn table(results: &[CellResult]) -> String {
         }
         out.push('\n');
     };
-    line(&mut out, &headers);
+    line(&mut out, headers);
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     line(
         &mut out,
         &rule.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     let mut previous: Option<Scenario> = None;
-    for (row, r) in rows.iter().zip(results) {
-        if previous.is_some_and(|p| p != r.scenario) {
+    for (row, &scenario) in rows.iter().zip(scenarios) {
+        if previous.is_some_and(|p| p != scenario) {
             out.push('\n');
         }
-        previous = Some(r.scenario);
+        previous = Some(scenario);
         line(
             &mut out,
             &row.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -1453,6 +1589,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         chunk_interval_ms: cli.chunk_interval_ms,
         startup: None,
         results: Vec::new(),
+        medians: Vec::new(),
         soak: None,
     };
 
@@ -1499,37 +1636,59 @@ async fn run(cli: Cli) -> Result<(), String> {
             warmup.as_secs_f64()
         );
         println!();
-        for &scenario in &scenarios {
-            for &c in &levels {
-                let r = run_cell(&mut env, scenario, c, duration, warmup).await?;
-                eprintln!(
-                    "  {:<13} c={:<4} {:>8.0} req/s  p50 {} ms  p99 {} ms  errors {}{}",
-                    scenario.name(),
-                    c,
-                    r.rps,
-                    opt(r.latency_us, |l| ms(l.p50)),
-                    opt(r.latency_us, |l| ms(l.p99)),
-                    r.errors,
-                    r.first_error
-                        .as_deref()
-                        .map_or(String::new(), |e| format!(" (first: {e})")),
-                );
-                report.results.push(r);
+        let rounds = cli.rounds.max(1);
+        for round in 1..=rounds {
+            let first = report.results.len();
+            for &scenario in &scenarios {
+                for &c in &levels {
+                    let mut r = run_cell(&mut env, scenario, c, duration, warmup).await?;
+                    r.round = round;
+                    let label = if rounds > 1 {
+                        format!("round {round}/{rounds}  ")
+                    } else {
+                        String::new()
+                    };
+                    eprintln!(
+                        "  {label}{:<13} c={:<4} {:>8.0} req/s  p50 {} ms  p99 {} ms  errors {}{}",
+                        scenario.name(),
+                        c,
+                        r.rps,
+                        opt(r.latency_us, |l| ms(l.p50)),
+                        opt(r.latency_us, |l| ms(l.p99)),
+                        r.errors,
+                        r.first_error
+                            .as_deref()
+                            .map_or(String::new(), |e| format!(" (first: {e})")),
+                    );
+                    report.results.push(r);
+                }
             }
+            fill_added(&mut report.results[first..]);
+            println!();
+            if rounds > 1 {
+                println!("round {round} of {rounds}:");
+            }
+            print!("{}", table(&report.results[first..]));
         }
-        fill_added(&mut report.results);
-        println!();
-        print!("{}", table(&report.results));
         println!();
         println!(
             "latencies in ms; +p50/+p99: minus the baseline at the same concurrency (direct; stream_direct for stream);"
         );
         println!(
-            "ttft: time to the first body chunk; errors: non-2xx or transport; gw cpu%/bench cpu%: % of one core during the measurement;"
+            "% base: req/s as a % of the baseline's; ttft: time to the first body chunk; errors: non-2xx or transport;"
         );
         println!(
-            "idle MB: gateway VmRSS right after readiness; peak MB: VmHWM; rss MB: VmRSS after the run (a fresh gateway per row)."
+            "gw cpu%/bench cpu%: % of one core during the measurement; idle MB: gateway VmRSS right after readiness;"
         );
+        println!("peak MB: VmHWM; rss MB: VmRSS after the run (a fresh gateway per row).");
+        if rounds > 1 {
+            report.medians = medians(&report.results);
+            println!();
+            println!(
+                "medians over {rounds} rounds (% base: the median of each round's own ratio; range: lowest-highest):"
+            );
+            print!("{}", median_table(&report.medians));
+        }
         for r in report.results.iter().filter(|r| r.errors > 0) {
             println!(
                 "errors in {} c={}: {} (first: {})",
@@ -1666,6 +1825,7 @@ async fn run_soak(
         max_rss_kb: rss.iter().copied().max(),
         samples,
         total: CellResult {
+            round: 1,
             scenario,
             concurrency,
             seconds,
@@ -1676,6 +1836,7 @@ async fn run_soak(
             added_latency_us: None,
             ttft_us: total.ttft.summary(),
             added_ttft_us: None,
+            of_baseline_pct: None,
             gateway: gateway_figures,
             bench_cpu_pct: pct(self_cpu, env.ticks, seconds),
             first_error: total.first_error.clone(),
@@ -1728,7 +1889,7 @@ async fn run_soak(
 
 #[cfg(test)]
 mod tests {
-    use super::Hist;
+    use super::{CellResult, Hist, Scenario, fill_added, medians};
 
     #[test]
     fn histogram_is_exact_low_and_close_high() {
@@ -1750,5 +1911,48 @@ mod tests {
         assert_eq!(h.quantile(0.5), Some(50));
         assert_eq!(h.quantile(0.99), Some(99));
         assert_eq!(h.quantile(1.0), Some(100));
+    }
+
+    fn cell(round: usize, scenario: Scenario, rps: f64) -> CellResult {
+        CellResult {
+            round,
+            scenario,
+            concurrency: 64,
+            seconds: 1.0,
+            requests: rps as u64,
+            errors: 0,
+            rps,
+            latency_us: None,
+            added_latency_us: None,
+            ttft_us: None,
+            added_ttft_us: None,
+            of_baseline_pct: None,
+            gateway: None,
+            bench_cpu_pct: 0.0,
+            first_error: None,
+        }
+    }
+
+    /// Each round's ratio is taken against that round's own baseline; the
+    /// summary is the median of the ratios, not the ratio of the medians.
+    #[test]
+    fn ratios_are_taken_within_a_round() {
+        let mut results = vec![];
+        for (round, direct, gateway) in [(1, 100.0, 40.0), (2, 50.0, 30.0), (3, 80.0, 28.0)] {
+            let first = results.len();
+            results.push(cell(round, Scenario::Direct, direct));
+            results.push(cell(round, Scenario::Gateway, gateway));
+            fill_added(&mut results[first..]);
+        }
+        let ratios: Vec<f64> = results.iter().filter_map(|r| r.of_baseline_pct).collect();
+        assert_eq!(ratios, [40.0, 60.0, 35.0]);
+        let m = medians(&results);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[1].scenario, m[1].rounds), (Scenario::Gateway, 3));
+        assert_eq!(m[1].of_baseline_pct, Some(40.0));
+        assert_eq!(m[1].of_baseline_min_pct, Some(35.0));
+        assert_eq!(m[1].of_baseline_max_pct, Some(60.0));
+        assert_eq!(m[1].rps, 30.0);
+        assert_eq!(m[0].rps, 80.0);
     }
 }
