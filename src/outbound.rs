@@ -369,31 +369,33 @@ impl Pool {
     }
 }
 
-/// The request line and headers, with `Host` (unless given) and the body's
-/// `content-length` (replacing any given framing headers).
-fn encode_head(
-    method: &Method,
-    path: &str,
-    host: Option<&HeaderValue>,
-    headers: &HeaderMap,
-    body_len: usize,
-) -> Bytes {
-    let size = headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum::<usize>();
-    let mut out = BytesMut::with_capacity(path.len() + size + 96);
-    out.put_slice(method.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(path.as_bytes());
-    out.put_slice(b" HTTP/1.1\r\n");
-    if let Some(host) = host
-        && !headers.contains_key(header::HOST)
-    {
-        out.put_slice(b"host: ");
-        out.put_slice(host.as_bytes());
-        out.put_slice(b"\r\n");
+/// Header lines encoded once (`name: value` CRLF each), for the headers
+/// every call to one target sends: a deployment's content type, key and
+/// extra headers, a guardrail's key. Copied into each request as they are.
+#[derive(Clone, Default)]
+pub struct HeaderBlock(Bytes);
+
+/// Never the lines themselves: they carry keys.
+impl fmt::Debug for HeaderBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HeaderBlock({} bytes)", self.0.len())
     }
+}
+
+impl HeaderBlock {
+    pub fn new<'a>(headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>) -> Self {
+        let mut out = BytesMut::new();
+        put_headers(&mut out, headers);
+        HeaderBlock(out.freeze())
+    }
+}
+
+/// `name: value` CRLF for each header, leaving out framing headers (the
+/// client writes `content-length` itself).
+fn put_headers<'a>(
+    out: &mut BytesMut,
+    headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+) {
     for (name, value) in headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
@@ -403,6 +405,30 @@ fn encode_head(
         out.put_slice(value.as_bytes());
         out.put_slice(b"\r\n");
     }
+}
+
+/// The request line and headers: `Host` (when given), the fixed block, the
+/// other headers, and the body's `content-length`.
+fn encode_head<'a>(
+    method: &Method,
+    path: &str,
+    host: Option<&HeaderValue>,
+    fixed: &HeaderBlock,
+    headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+    body_len: usize,
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(path.len() + fixed.0.len() + 256);
+    out.put_slice(method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(path.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host {
+        out.put_slice(b"host: ");
+        out.put_slice(host.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(&fixed.0);
+    put_headers(&mut out, headers);
     out.put_slice(b"content-length: ");
     out.put_slice(itoa::Buffer::new().format(body_len).as_bytes());
     out.put_slice(b"\r\n\r\n");
@@ -687,20 +713,49 @@ impl HttpClient {
         request: Request<Bytes>,
     ) -> Result<Response<PooledBody>, SendError> {
         let (parts, body) = request.into_parts();
-        let uri = &parts.uri;
+        let fixed = HeaderBlock::default();
+        let has_host = parts.headers.contains_key(header::HOST);
+        self.send(
+            &parts.method,
+            &parts.uri,
+            &fixed,
+            &parts.headers,
+            has_host,
+            body,
+        )
+        .await
+    }
+
+    /// `POST` to `uri`: the `fixed` header block, then `headers`; as
+    /// [`request`](Self::request) otherwise.
+    pub async fn post<'a>(
+        &self,
+        uri: &Uri,
+        fixed: &HeaderBlock,
+        headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+        body: Bytes,
+    ) -> Result<Response<PooledBody>, SendError> {
+        self.send(&Method::POST, uri, fixed, headers, false, body)
+            .await
+    }
+
+    async fn send<'a>(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        fixed: &HeaderBlock,
+        headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+        has_host: bool,
+        body: Bytes,
+    ) -> Result<Response<PooledBody>, SendError> {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(SendError::BadUrl);
         };
         let (slot, host) = self.0.slot(uri, scheme, authority.as_str());
+        let host = host.filter(|_| !has_host);
         // On the wire: the origin form (`/v1/chat/completions`).
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let head = encode_head(
-            &parts.method,
-            path,
-            host.as_ref(),
-            &parts.headers,
-            body.len(),
-        );
+        let head = encode_head(method, path, host.as_ref(), fixed, headers, body.len());
         let mut resent = false;
         loop {
             let pooled = if resent { None } else { self.0.checkout(slot) };
@@ -1040,6 +1095,18 @@ mod tests {
                 .contains(&format!("host: {addr}\r\n")),
             "{head}"
         );
+    }
+
+    #[test]
+    fn a_header_block_is_wire_lines_and_never_shows_them() {
+        let key = HeaderValue::from_static("Bearer sk-secret");
+        let length = HeaderValue::from_static("9");
+        let block = HeaderBlock::new([
+            (&header::AUTHORIZATION, &key),
+            (&header::CONTENT_LENGTH, &length),
+        ]);
+        assert_eq!(&block.0[..], b"authorization: Bearer sk-secret\r\n");
+        assert!(!format!("{block:?}").contains("sk-secret"));
     }
 
     #[test]

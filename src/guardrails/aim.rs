@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use std::sync::Arc;
 
 use crate::config::{GuardrailConfig, Vendor};
-use crate::outbound::Clients;
+use crate::outbound::{Clients, HeaderBlock};
 use crate::proxy::collect;
 use crate::proxy::upstream::fmt_secs;
 
@@ -118,6 +118,9 @@ pub struct Client {
     analyze_url: Uri,
     stream_url: String,
     authorization: HeaderValue,
+    /// Authorization, version and content type of every analyze call,
+    /// encoded once.
+    fixed: HeaderBlock,
     timeout: Duration,
     names: HeaderNames,
 }
@@ -194,6 +197,14 @@ impl Client {
                 )
             })?;
         authorization.set_sensitive(true);
+        let version = HeaderValue::from_static(crate::VERSION);
+        let json = HeaderValue::from_static("application/json");
+        let names = HeaderNames::new(prefix);
+        let fixed = HeaderBlock::new([
+            (&header::AUTHORIZATION, &authorization),
+            (&names.version, &version),
+            (&header::CONTENT_TYPE, &json),
+        ]);
         Ok(Client {
             http,
             analyze_url: format!("{}/fw/v1/analyze", cfg.api_base)
@@ -203,8 +214,9 @@ impl Client {
                 })?,
             stream_url: format!("{ws_base}/fw/v1/analyze/stream"),
             authorization,
+            fixed,
             timeout: cfg.timeout,
-            names: HeaderNames::new(prefix),
+            names,
         })
     }
 
@@ -218,25 +230,32 @@ impl Client {
         let mut h = HeaderMap::with_capacity(12);
         h.insert(header::AUTHORIZATION, self.authorization.clone());
         h.insert(
-            self.names.hook.clone(),
-            HeaderValue::from_static(hook.header_value()),
-        );
-        h.insert(
             self.names.version.clone(),
             HeaderValue::from_static(crate::VERSION),
         );
-        if let Some(v) = &info.call_id {
-            h.insert(self.names.call_id.clone(), v.clone());
-        }
-        if let Some(email) = &info.user_email {
-            h.insert(self.names.user_email.clone(), email.clone());
-        }
-        if let Some(alias) = info.key_alias.as_deref()
-            && let Ok(v) = HeaderValue::from_str(alias)
-        {
-            h.insert(self.names.key_alias.clone(), v);
-        }
+        h.extend(self.call_headers(hook, info).into_iter().flatten());
         h
+    }
+
+    /// The headers of section 3 that change from call to call.
+    fn call_headers(&self, hook: Hook, info: &CallInfo) -> [Option<(HeaderName, HeaderValue)>; 4] {
+        let alias = info
+            .key_alias
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok());
+        [
+            Some((
+                self.names.hook.clone(),
+                HeaderValue::from_static(hook.header_value()),
+            )),
+            info.call_id
+                .clone()
+                .map(|v| (self.names.call_id.clone(), v)),
+            info.user_email
+                .clone()
+                .map(|v| (self.names.user_email.clone(), v)),
+            alias.map(|v| (self.names.key_alias.clone(), v)),
+        ]
     }
 
     /// One `POST /fw/v1/analyze`.
@@ -247,17 +266,14 @@ impl Client {
         messages: &[Message],
     ) -> Result<Verdict, Failure> {
         let body = serde_json::to_vec(&AnalyzeBody { messages }).map_err(|_| Failure::BadAnswer)?;
-        let mut headers = self.headers(hook, info);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let mut request = Request::post(self.analyze_url.clone())
-            .body(Bytes::from(body))
-            .map_err(|_| Failure::Unreachable)?;
-        *request.headers_mut() = headers;
+        let headers = self.call_headers(hook, info);
+        let headers = headers.iter().flatten().map(|(n, v)| (n, v));
         let call = async {
-            let response = self.http.send(request).await.map_err(|e| {
+            let send =
+                self.http
+                    .get()
+                    .post(&self.analyze_url, &self.fixed, headers, Bytes::from(body));
+            let response = send.await.map_err(|e| {
                 tracing::debug!(error = ?e, "guardrail call failed");
                 Failure::Unreachable
             })?;

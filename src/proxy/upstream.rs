@@ -8,7 +8,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use http_body_util::BodyExt;
@@ -17,10 +17,10 @@ use tokio::time::Instant;
 
 use crate::config::{Deployment, Flavor};
 use crate::error::Error;
-use crate::outbound::{HttpClient, PooledBody, SendError};
+use crate::outbound::{HeaderBlock, HttpClient, PooledBody, SendError};
 use crate::proxy::{Collect, collect, mock};
 
-const AZURE_KEY: HeaderName = HeaderName::from_static("api-key");
+static AZURE_KEY: HeaderName = HeaderName::from_static("api-key");
 
 /// A response body as it arrives.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
@@ -42,12 +42,29 @@ pub enum UpstreamBody {
 pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// Send `body` to `d`. Within `timeout`: the response head for a stream,
-/// the whole answer otherwise. Non-2xx answers become [`Error::Upstream`]
+/// The headers of every call to `d`: content type, key, extra headers.
+pub fn request_head(d: &Deployment) -> HeaderBlock {
+    let content_type = HeaderValue::from_static("application/json");
+    let name = match d.flavor {
+        Flavor::OpenAi => &header::AUTHORIZATION,
+        Flavor::Azure => &AZURE_KEY,
+    };
+    let key = d.api_key.is_some().then_some((name, &d.auth_header));
+    HeaderBlock::new(
+        [(&header::CONTENT_TYPE, &content_type)]
+            .into_iter()
+            .chain(key)
+            .chain(d.extra_headers.iter().map(|(n, v)| (n, v))),
+    )
+}
+
+/// Send `body` to `d`, with `head` (its [`request_head`]). Within
+/// `timeout`: the response head for a stream, the whole answer otherwise. Non-2xx answers become [`Error::Upstream`]
 /// with the upstream's status.
 pub async fn send(
     http: &HttpClient,
     d: &Deployment,
+    head: &HeaderBlock,
     body: Vec<u8>,
     stream: bool,
     timeout: Duration,
@@ -59,28 +76,8 @@ pub async fn send(
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let mut req = Request::new(Bytes::from(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = url.clone();
-    // Sized for these and the client's own (host, content-length) without
-    // growing.
-    let mut headers = HeaderMap::with_capacity(d.extra_headers.len() + 6);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if d.api_key.is_some() {
-        let name = match d.flavor {
-            Flavor::OpenAi => header::AUTHORIZATION,
-            Flavor::Azure => AZURE_KEY,
-        };
-        headers.insert(name, d.auth_header.clone());
-    }
-    for (name, value) in &d.extra_headers {
-        headers.append(name, value.clone());
-    }
-    *req.headers_mut() = headers;
-    let response = match tokio::time::timeout_at(deadline, http.request(req)).await {
+    let call = http.post(url, head, [], Bytes::from(body));
+    let response = match tokio::time::timeout_at(deadline, call).await {
         Err(_) => return Err(timed_out(d, timeout)),
         Ok(Err(e)) => return Err(transport_error(d, &e)),
         Ok(Ok(r)) => r,

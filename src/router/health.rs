@@ -47,6 +47,8 @@ pub struct Member {
     pub d: Arc<Deployment>,
     /// `x-litellm-model-id`: the deployment's id, built once.
     pub id_header: Option<axum::http::HeaderValue>,
+    /// The headers of every call to this deployment, encoded once.
+    pub request_head: crate::outbound::HeaderBlock,
     /// This deployment's metrics.
     pub stats: Arc<DeploymentStats>,
     in_flight: AtomicUsize,
@@ -72,6 +74,7 @@ impl Member {
     pub fn new(d: Arc<Deployment>, stats: Arc<DeploymentStats>) -> Self {
         Member {
             id_header: axum::http::HeaderValue::from_str(&d.id).ok(),
+            request_head: crate::proxy::upstream::request_head(&d),
             d,
             stats,
             in_flight: AtomicUsize::new(0),

@@ -262,9 +262,16 @@ impl Router {
             let d = &member.d;
             let started = Instant::now();
             let span = tracing::info_span!("upstream", deployment = %d.id, attempt);
-            let result = upstream::send(http, d, build(d), stream, self.timeout(d, stream))
-                .instrument(span)
-                .await;
+            let result = upstream::send(
+                http,
+                d,
+                &member.request_head,
+                build(d),
+                stream,
+                self.timeout(d, stream),
+            )
+            .instrument(span)
+            .await;
             routed.member = Some(member.clone());
             match result {
                 Ok(response) => {
