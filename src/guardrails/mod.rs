@@ -421,22 +421,26 @@ fn redacted_messages(redacted: Option<&serde_json::Value>, output: bool) -> Opti
     Some(out)
 }
 
-#[derive(Deserialize)]
-struct InMessage<'a> {
-    #[serde(default)]
-    role: Option<String>,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-}
-
 /// The chat messages flattened for inspection (aim.md section 4).
-pub fn flatten(messages: &RawValue) -> Vec<Message> {
-    let list: Vec<InMessage> = serde_json::from_str(messages.get()).unwrap_or_default();
-    list.into_iter()
+pub fn flatten(messages: &[crate::proxy::request::MessageView]) -> Vec<Message> {
+    messages
+        .iter()
         .filter_map(|m| {
             let text = text_of(m.content?)?;
-            let role = match m.role.as_deref() {
-                Some(r @ ("system" | "user" | "assistant")) => r.to_owned(),
+            // Validated as a string already: compared as written, parsed
+            // only when it has escapes. Other roles (developer, tool, ...)
+            // count as the user's.
+            let unescaped;
+            let role = match m.role.map(RawValue::get) {
+                Some(r) if r.contains('\\') => {
+                    unescaped = serde_json::from_str::<String>(r).ok();
+                    unescaped.as_deref()
+                }
+                Some(r) => r.get(1..r.len().saturating_sub(1)),
+                None => None,
+            };
+            let role = match role {
+                Some(r @ ("system" | "assistant")) => r.to_owned(),
                 _ => "user".to_owned(),
             };
             Some(Message {
@@ -474,31 +478,45 @@ pub fn messages_json(messages: &[Message]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// `messages` as the request parser hands them over.
+    fn flat(messages: &str) -> Vec<Message> {
+        let body = format!(r#"{{"model":"m","messages":{messages}}}"#);
+        let req = crate::proxy::request::ChatRequest::parse(body.as_bytes()).unwrap();
+        flatten(&req.message_views)
+    }
+
     #[test]
     fn flatten_example_of_aim_md() {
-        let raw: Box<RawValue> = serde_json::from_str(
+        let flat = flat(
             r#"[{"role":"user","content":"weather in SF"},{"role":"assistant","content":"","tool_calls":[{"id":"1"}]},{"role":"tool","content":"sunny","tool_call_id":"1"}]"#,
-        )
-        .unwrap();
+        );
         assert_eq!(
-            serde_json::to_string(&flatten(&raw)).unwrap(),
+            serde_json::to_string(&flat).unwrap(),
             r#"[{"role":"user","content":"weather in SF"},{"role":"user","content":"sunny"}]"#
         );
     }
 
     #[test]
     fn flatten_parts() {
-        let raw: Box<RawValue> = serde_json::from_str(
+        let flat = flat(
             r#"[{"role":"developer","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]},{"role":"assistant","content":null}]"#,
-        )
-        .unwrap();
+        );
         assert_eq!(
-            flatten(&raw),
+            flat,
             vec![Message {
                 role: "user".into(),
                 content: "a\nb".into()
             }]
         );
+    }
+
+    #[test]
+    fn flatten_reads_roles_as_json_strings() {
+        let flat = flat(
+            r#"[{"role":"sys\u0074em","content":"a"},{"role":"assistant","content":"b"},{"role":"\"user\"","content":"c"}]"#,
+        );
+        let roles: Vec<&str> = flat.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "assistant", "user"]);
     }
 
     #[test]

@@ -196,7 +196,7 @@ async fn handle(
     let mut messages = if selection.is_empty() {
         vec![]
     } else {
-        guardrails::flatten(req.messages)
+        guardrails::flatten(&req.message_views)
     };
     let rewritten =
         guardrails::pre_call(&selection, &info, &mut meta.applied, &mut messages).await?;

@@ -25,6 +25,8 @@ pub struct ChatRequest<'a> {
     pub model: String,
     pub stream: bool,
     pub messages: &'a RawValue,
+    /// Each message's role and content, as validated.
+    pub message_views: Vec<MessageView<'a>>,
     /// Guardrail names asked for in `guardrails` and `metadata.guardrails`.
     pub requested_guardrails: Vec<String>,
     /// Whether the client asked for a final usage chunk itself.
@@ -60,7 +62,7 @@ impl<'a> ChatRequest<'a> {
         let Some(messages) = get("messages") else {
             return Err(missing("messages"));
         };
-        validate_messages(messages)?;
+        let message_views = validate_messages(messages)?;
         let stream = match get("stream") {
             None => false,
             Some(raw) => serde_json::from_str::<bool>(raw.get())
@@ -88,6 +90,7 @@ impl<'a> ChatRequest<'a> {
             model,
             stream,
             messages,
+            message_views,
             requested_guardrails,
             include_usage,
         })
@@ -220,28 +223,33 @@ impl<'de> Deserialize<'de> for Keys {
     }
 }
 
-#[derive(Deserialize)]
-struct MessageCheck<'a> {
+/// A message's role and content, as raw JSON.
+#[derive(Debug, Deserialize)]
+pub struct MessageView<'a> {
     #[serde(borrow)]
-    role: Option<&'a RawValue>,
+    pub role: Option<&'a RawValue>,
     #[serde(borrow)]
-    content: Option<&'a RawValue>,
+    pub content: Option<&'a RawValue>,
 }
 
-fn validate_messages(raw: &RawValue) -> Result<(), Error> {
-    let list: Vec<&RawValue> =
-        serde_json::from_str(raw.get()).map_err(|_| wrong_type("messages", "an array"))?;
+/// Check `messages` is a non-empty array of objects with a string role and
+/// a string, array or null content; their roles and contents.
+fn validate_messages(raw: &RawValue) -> Result<Vec<MessageView<'_>>, Error> {
+    // One pass when the list is well formed; the item-by-item pass below
+    // only to name the item that is not.
+    let list = match serde_json::from_str::<Vec<MessageView>>(raw.get()) {
+        Ok(list) => list,
+        Err(_) => return Err(find_bad_message(raw)),
+    };
     if list.is_empty() {
         return Err(Error::invalid(
             "'messages' must contain at least one message.",
             Some("messages"),
         ));
     }
-    for (i, item) in list.iter().enumerate() {
+    for (i, m) in list.iter().enumerate() {
         // Formatted only for an error.
         let param = |field: &str| format!("messages[{i}]{field}");
-        let m: MessageCheck =
-            serde_json::from_str(item.get()).map_err(|_| wrong_type(&param(""), "an object"))?;
         match m.role {
             None => return Err(missing(&param(".role"))),
             Some(r) if !r.get().starts_with('"') => {
@@ -259,7 +267,20 @@ fn validate_messages(raw: &RawValue) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    Ok(list)
+}
+
+/// The error for a `messages` value that is not a list of objects.
+fn find_bad_message(raw: &RawValue) -> Error {
+    let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
+        return wrong_type("messages", "an array");
+    };
+    for (i, item) in list.iter().enumerate() {
+        if serde_json::from_str::<MessageView>(item.get()).is_err() {
+            return wrong_type(&format!("messages[{i}]"), "an object");
+        }
+    }
+    wrong_type("messages", "an array of messages")
 }
 
 /// A JSON object as an ordered list of (key, raw value); a repeated key keeps
