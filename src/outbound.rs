@@ -353,6 +353,18 @@ impl Pool {
         None
     }
 
+    /// Drop idle connections that are past [`IDLE_TIMEOUT`] or on which
+    /// anything arrived (the server's close, most often), so they do not sit
+    /// half-closed until the next call to their host.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut hosts = self.lock();
+        for host in hosts.iter_mut() {
+            host.idle
+                .retain_mut(|c| now.duration_since(c.since) < IDLE_TIMEOUT && c.conn.is_quiet());
+        }
+    }
+
     fn checkin(&self, slot: usize, conn: Conn) {
         let now = Instant::now();
         let mut hosts = self.lock();
@@ -793,6 +805,12 @@ impl HttpClient {
         }
     }
 
+    /// Close what the pool should no longer keep; the worker's 1 s tick
+    /// calls this.
+    pub fn sweep(&self) {
+        self.0.sweep();
+    }
+
     async fn connect(&self, uri: Uri) -> Result<Conn, SendError> {
         let io = self
             .0
@@ -1008,16 +1026,27 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn a_connection_the_server_closed_is_not_used_again() {
-        let (url, accepted) = server(After::Close).await;
+    /// Three calls to a server acting as `after` says, with a pause after
+    /// each: every call must have had a connection of its own.
+    async fn each_call_needs_a_new_connection(
+        after: After,
+        pause: Duration,
+    ) -> (HttpClient, String) {
+        let (url, accepted) = server(after).await;
         let http = client();
         for i in 1..=3 {
             let response = http.request(post(&url)).await.unwrap();
             assert_eq!(body(response).await, "ok");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(pause).await;
             assert_eq!(accepted.load(Ordering::SeqCst), i);
         }
+        (http, url)
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_not_used_again() {
+        let (http, url) =
+            each_call_needs_a_new_connection(After::Close, Duration::from_millis(20)).await;
         // Straight after a close, before the pool can notice it: still served.
         for _ in 0..3 {
             let response = http.request(post(&url)).await.unwrap();
@@ -1027,14 +1056,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_with_stray_bytes_after_its_answer_is_not_used_again() {
-        let (url, accepted) = server(After::Stray).await;
+        // The stray bytes come 10 ms after each answer.
+        each_call_needs_a_new_connection(After::Stray, Duration::from_millis(50)).await;
+    }
+
+    fn idle(http: &HttpClient) -> usize {
+        http.0.lock().iter().map(|h| h.idle.len()).sum()
+    }
+
+    #[tokio::test]
+    async fn the_sweep_closes_idle_connections_the_server_closed() {
+        let (open_url, _) = server(After::KeepAlive).await;
+        let (closed_url, _) = server(After::Close).await;
         let http = client();
-        for i in 1..=3 {
-            let response = http.request(post(&url)).await.unwrap();
+        for url in [&open_url, &closed_url] {
+            let response = http.request(post(url)).await.unwrap();
             assert_eq!(body(response).await, "ok");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            assert_eq!(accepted.load(Ordering::SeqCst), i);
         }
+        assert_eq!(idle(&http), 2);
+        // The close reaches the reactor on one of its next turns.
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            http.sweep();
+            if idle(&http) == 1 {
+                break;
+            }
+        }
+        assert_eq!(idle(&http), 1, "the closed one is gone, the open one kept");
+        let response = http.request(post(&open_url)).await.unwrap();
+        assert_eq!(body(response).await, "ok");
     }
 
     #[tokio::test]
