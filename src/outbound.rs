@@ -104,6 +104,11 @@ impl Clients {
         crate::install_crypto();
         let tls = rustls::ClientConfig::with_platform_verifier()
             .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?;
+        Ok(Self::with_tls(workers, tls))
+    }
+
+    /// With a TLS configuration of the caller's (tests: a test CA).
+    pub fn with_tls(workers: usize, tls: rustls::ClientConfig) -> Self {
         let clients = (0..workers.max(1))
             .map(|_| {
                 let mut http = HttpConnector::new();
@@ -121,7 +126,7 @@ impl Clients {
                 }))
             })
             .collect();
-        Ok(Clients(clients))
+        Clients(clients)
     }
 
     /// The current worker's client.
@@ -930,60 +935,76 @@ mod tests {
         /// Send stray bytes a little after the answer, and keep the
         /// connection open.
         Stray,
+        /// Answer with a chunked body; keep the connection.
+        Chunked,
     }
 
     /// A raw HTTP/1.1 server answering `ok`; returns its URL and a count of
     /// the connections it accepted.
     async fn server(after: After) -> (String, Arc<AtomicUsize>) {
+        serve(after, None).await
+    }
+
+    /// The same over TLS, with the certificate in tests/fixtures/tls.
+    async fn tls_server(after: After) -> (String, Arc<AtomicUsize>) {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        crate::install_crypto();
+        let certs = CertificateDer::pem_file_iter(fixture("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(fixture("server.key")).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        serve(
+            after,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// A client that trusts the test CA (and nothing else).
+    fn tls_client() -> HttpClient {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        crate::install_crypto();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(fixture("ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Clients::with_tls(1, tls).get().clone()
+    }
+
+    async fn serve(
+        after: After,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v1/x", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/v1/x", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         tokio::spawn(async move {
             loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
+                let (socket, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        // One request: the head, then content-length bytes.
-                        let head_end = loop {
-                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                break i + 4;
-                            }
-                            let mut chunk = [0u8; 4096];
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        };
-                        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        while buf.len() < head_end + length {
-                            let mut chunk = [0u8; 4096];
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        buf.drain(..head_end + length);
-                        let answer: &[u8] = match after {
-                            After::Stall => b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok",
-                            _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
-                        };
-                        if socket.write_all(answer).await.is_err() {
-                            return;
-                        }
-                        match after {
-                            After::KeepAlive => {}
-                            After::Close => return,
-                            After::Stall => std::future::pending::<()>().await,
-                            After::Stray => {
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n").await;
+                    match tls {
+                        None => answer(socket, after).await,
+                        Some(tls) => {
+                            if let Ok(socket) = tls.accept(socket).await {
+                                answer(socket, after).await;
                             }
                         }
                     }
@@ -991,6 +1012,63 @@ mod tests {
             }
         });
         (url, accepted)
+    }
+
+    /// Answer `ok` to each request on `socket`, then act as `after` says.
+    async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        mut socket: S,
+        after: After,
+    ) {
+        let mut buf = Vec::new();
+        loop {
+            // One request: the head, then content-length bytes.
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < head_end + length {
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..head_end + length);
+            let answer: &[u8] = match after {
+                After::Stall => b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok",
+                After::Chunked => {
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n"
+                }
+                _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            };
+            if socket.write_all(answer).await.is_err() {
+                return;
+            }
+            match after {
+                After::KeepAlive | After::Chunked => {}
+                After::Close => {
+                    // A close the client can see: TLS's close_notify, then FIN.
+                    let _ = socket.shutdown().await;
+                    return;
+                }
+                After::Stall => std::future::pending::<()>().await,
+                After::Stray => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n").await;
+                }
+            }
+        }
     }
 
     fn client() -> HttpClient {
@@ -1026,30 +1104,28 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
-    /// Three calls to a server acting as `after` says, with a pause after
-    /// each: every call must have had a connection of its own.
+    /// Three calls to `url` with a pause after each: every call must have
+    /// had a connection of its own.
     async fn each_call_needs_a_new_connection(
-        after: After,
+        http: &HttpClient,
+        (url, accepted): &(String, Arc<AtomicUsize>),
         pause: Duration,
-    ) -> (HttpClient, String) {
-        let (url, accepted) = server(after).await;
-        let http = client();
+    ) {
         for i in 1..=3 {
-            let response = http.request(post(&url)).await.unwrap();
+            let response = http.request(post(url)).await.unwrap();
             assert_eq!(body(response).await, "ok");
             tokio::time::sleep(pause).await;
             assert_eq!(accepted.load(Ordering::SeqCst), i);
         }
-        (http, url)
     }
 
     #[tokio::test]
     async fn a_connection_the_server_closed_is_not_used_again() {
-        let (http, url) =
-            each_call_needs_a_new_connection(After::Close, Duration::from_millis(20)).await;
+        let (http, server) = (client(), server(After::Close).await);
+        each_call_needs_a_new_connection(&http, &server, Duration::from_millis(20)).await;
         // Straight after a close, before the pool can notice it: still served.
         for _ in 0..3 {
-            let response = http.request(post(&url)).await.unwrap();
+            let response = http.request(post(&server.0)).await.unwrap();
             assert_eq!(body(response).await, "ok");
         }
     }
@@ -1057,7 +1133,38 @@ mod tests {
     #[tokio::test]
     async fn a_connection_with_stray_bytes_after_its_answer_is_not_used_again() {
         // The stray bytes come 10 ms after each answer.
-        each_call_needs_a_new_connection(After::Stray, Duration::from_millis(50)).await;
+        let (http, server) = (client(), server(After::Stray).await);
+        each_call_needs_a_new_connection(&http, &server, Duration::from_millis(50)).await;
+    }
+
+    /// The same pool rules over TLS: reuse, chunked bodies, and a close
+    /// (close_notify) noticed on an idle connection.
+    #[tokio::test]
+    async fn over_tls_connections_are_reused_and_closes_are_seen() {
+        let http = tls_client();
+        for after in [After::KeepAlive, After::Chunked] {
+            let (url, accepted) = tls_server(after).await;
+            for _ in 0..3 {
+                let response = http.request(post(&url)).await.unwrap();
+                assert_eq!(response.status(), 200);
+                assert_eq!(body(response).await, "ok");
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
+        }
+        let closing = tls_server(After::Close).await;
+        each_call_needs_a_new_connection(&http, &closing, Duration::from_millis(20)).await;
+        // The closed one is swept; the two kept-alive ones stay.
+        for _ in 0..100 {
+            http.sweep();
+            if idle(&http) == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(idle(&http), 2);
+        // Untrusted: the platform's roots do not include the test CA.
+        let e = client().request(post(&closing.0)).await.unwrap_err();
+        assert!(e.is_connect(), "{e}");
     }
 
     fn idle(http: &HttpClient) -> usize {
