@@ -133,11 +133,6 @@ impl Clients {
     pub fn get(&self) -> &HttpClient {
         &self.0[WORKER.with(|w| w.get()) % self.0.len()]
     }
-
-    /// Send a request with the current worker's client.
-    pub async fn send(&self, request: Request<Bytes>) -> Result<Response<PooledBody>, SendError> {
-        self.get().request(request).await
-    }
 }
 
 /// A failed call: no connection could be made, or the exchange on it failed.
@@ -724,7 +719,8 @@ async fn exchange(conn: &mut Conn, head: Bytes, body: Bytes) -> Result<Head, Fai
 impl HttpClient {
     /// Send `request` (an absolute URL) on a pooled connection to its host,
     /// or a new one. A request that a reused connection's close kept from an
-    /// answer is sent again, once, on a new connection.
+    /// answer is sent again, once, on a new connection. Not for `HEAD`: its
+    /// answer's framing headers describe a body that never comes.
     pub async fn request(
         &self,
         request: Request<Bytes>,

@@ -2,10 +2,10 @@
 //!
 //! The upstream body comes one chunk at a time (each `chunked` chunk is a
 //! frame of its own, even when many arrived in one read), and hyper's
-//! server flushes each time the body it writes has nothing more ready. Relayed as is, a
-//! streamed answer whose chunks arrive together in one read from the
-//! upstream went out in one `writev` per chunk: ten system calls instead of
-//! one for a short answer, most of the CPU of a streamed request.
+//! server flushes each time the body it writes has nothing more ready.
+//! Relayed as is, a streamed answer whose chunks arrive together in one read
+//! from the upstream went out in one `writev` per chunk: ten system calls
+//! instead of one for a short answer, most of the CPU of a streamed request.
 //!
 //! [`Coalesce`] gives the producer a couple of turns of the event loop after
 //! each chunk and merges whatever became ready meanwhile. It never waits for
@@ -221,7 +221,7 @@ mod tests {
         let request = axum::http::Request::post(format!("http://{addr}/"))
             .body(Bytes::new())
             .unwrap();
-        let response = clients.send(request).await.unwrap();
+        let response = clients.get().request(request).await.unwrap();
         let body = response
             .into_body()
             .into_data_stream()
