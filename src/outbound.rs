@@ -47,7 +47,7 @@ use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use rustls_platform_verifier::ConfigVerifierExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
 use tower::ServiceExt;
@@ -581,12 +581,11 @@ fn step(framing: &mut Framing, buf: &mut BytesMut) -> io::Result<Step> {
             if buf.is_empty() {
                 return Ok(Step::More);
             }
-            let take = buf.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
-            *n -= take as u64;
+            let data = take(n, buf);
             if *n == 0 {
                 *framing = Framing::Done;
             }
-            Ok(Step::Data(buf.split_to(take).freeze()))
+            Ok(Step::Data(data))
         }
         Framing::Eof if buf.is_empty() => Ok(Step::More),
         Framing::Eof => Ok(Step::Data(buf.split().freeze())),
@@ -598,6 +597,13 @@ fn step(framing: &mut Framing, buf: &mut BytesMut) -> io::Result<Step> {
             Ok(step)
         }
     }
+}
+
+/// Up to `n` bytes (counted off `n`) from the front of `buf`, without a copy.
+fn take(n: &mut u64, buf: &mut BytesMut) -> Bytes {
+    let len = buf.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
+    *n -= len as u64;
+    buf.split_to(len).freeze()
 }
 
 fn step_chunked(chunk: &mut Chunk, buf: &mut BytesMut) -> io::Result<Step> {
@@ -619,12 +625,11 @@ fn step_chunked(chunk: &mut Chunk, buf: &mut BytesMut) -> io::Result<Step> {
                 if buf.is_empty() {
                     return Ok(Step::More);
                 }
-                let take = buf.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
-                *n -= take as u64;
+                let data = take(n, buf);
                 if *n == 0 {
                     *chunk = Chunk::DataEnd;
                 }
-                return Ok(Step::Data(buf.split_to(take).freeze()));
+                return Ok(Step::Data(data));
             }
             Chunk::DataEnd => {
                 if buf.len() < 2 {
@@ -700,8 +705,7 @@ async fn exchange(conn: &mut Conn, head: Bytes, body: Bytes) -> Result<Head, Fai
             }
         }
         let before = conn.buf.len();
-        conn.buf.reserve(READ_SIZE);
-        match conn.io.read_buf(&mut conn.buf).await {
+        match std::future::poll_fn(|cx| conn.poll_fill(cx)).await {
             Ok(0) if before == 0 => {
                 return Err(Failure::Unanswered(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
