@@ -193,6 +193,9 @@ pub struct GuardrailConfig {
     pub default_on: bool,
     pub timeout: Duration,
     pub fail_open: bool,
+    /// Refuse requests carrying parts no guardrail can read (images, audio,
+    /// files) instead of letting them pass.
+    pub block_uninspectable: bool,
 }
 
 /// A client key defined in the file (LiteLLM keeps these in Postgres).
@@ -204,6 +207,9 @@ pub struct VirtualKey {
     pub models: Vec<String>,
     pub guardrails: Vec<String>,
     pub metadata: serde_json::Value,
+    /// The e-mail of the key's user (`user_email`, else
+    /// `metadata.user_email`), sent to Cato as `x-cato-user-email`.
+    pub user_email: Option<String>,
     pub rpm_limit: Option<u64>,
     pub tpm_limit: Option<u64>,
     pub max_parallel_requests: Option<u64>,
@@ -904,6 +910,9 @@ impl Cx {
                 "default_on",
                 "timeout",
                 "fail_open",
+                "fail_on_error",
+                "unreachable_fallback",
+                "block_uninspectable",
             ],
         );
         let vendor = self.required_string(params, p, "guardrail");
@@ -914,7 +923,10 @@ impl Cx {
         let timeout = self
             .seconds(params, p, "timeout")
             .unwrap_or(Duration::from_secs(10));
-        let fail_open = self.boolean(params, p, "fail_open").unwrap_or(false);
+        let fail_open = self.fail_open(params, p);
+        let block_uninspectable = self
+            .boolean(params, p, "block_uninspectable")
+            .unwrap_or(false);
 
         let vendor = match vendor?.as_str() {
             "aim" => Vendor::Aim,
@@ -938,7 +950,7 @@ impl Cx {
                 "CATO_API_KEY",
                 "CATO_API_BASE",
                 DEFAULT_CATO_BASE,
-                "Couldn't get Cato api key, either set the `CATO_API_KEY` in the environment or pass it as a parameter to the guardrail in the config file",
+                "Couldn't get Cato Networks api key, either set the `CATO_API_KEY` in the environment or pass it as a parameter to the guardrail in the config file",
             ),
         };
         let api_key = api_key.or_else(|| self.env.get(key_env));
@@ -965,7 +977,39 @@ impl Cx {
             default_on,
             timeout,
             fail_open,
+            block_uninspectable,
         })
+    }
+
+    /// `fail_open`, or LiteLLM's spellings of it: `fail_on_error: false`,
+    /// `unreachable_fallback: fail_open`. Spellings that disagree are an
+    /// error: which one the operator meant cannot be guessed.
+    fn fail_open(&mut self, params: &Mapping, p: &str) -> bool {
+        let mut said: Vec<(&str, bool)> = vec![];
+        if let Some(v) = self.boolean(params, p, "fail_open") {
+            said.push(("fail_open", v));
+        }
+        if let Some(v) = self.boolean(params, p, "fail_on_error") {
+            said.push(("fail_on_error", !v));
+        }
+        if let Some(v) = self.string(params, p, "unreachable_fallback") {
+            match v.as_str() {
+                "fail_open" => said.push(("unreachable_fallback", true)),
+                "fail_closed" => said.push(("unreachable_fallback", false)),
+                other => self.error(
+                    join(p, "unreachable_fallback"),
+                    format!("expected fail_open or fail_closed, found '{other}'"),
+                ),
+            }
+        }
+        let open = said.first().is_some_and(|(_, v)| *v);
+        if let Some((key, _)) = said.iter().find(|(_, v)| *v != open) {
+            self.error(
+                join(p, key),
+                format!("contradicts {} (fail open or closed?)", said[0].0),
+            );
+        }
+        open
     }
 
     fn modes(&mut self, params: &Mapping, p: &str, name: &str) -> Option<Modes> {
@@ -1096,9 +1140,11 @@ impl Cx {
                     "tpm_limit",
                     "max_parallel_requests",
                     "disable_global_guardrails",
+                    "user_email",
                 ],
             );
             let key = self.required_string(map, p, "key");
+            let user_email = self.string(map, p, "user_email");
             let alias = self.string(map, p, "key_alias");
             let models = self.string_list(map, p, "models");
             for (j, m) in models.iter().enumerate() {
@@ -1130,6 +1176,12 @@ impl Cx {
                     serde_json::Value::Null
                 }
             };
+            let user_email = user_email.or_else(|| {
+                metadata
+                    .get("user_email")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_owned)
+            });
             let rpm_limit = self.integer(map, p, "rpm_limit");
             let tpm_limit = self.integer(map, p, "tpm_limit");
             let max_parallel_requests = self.integer(map, p, "max_parallel_requests");
@@ -1162,6 +1214,7 @@ impl Cx {
                 models,
                 guardrails: guardrail_names,
                 metadata,
+                user_email,
                 rpm_limit,
                 tpm_limit,
                 max_parallel_requests,
@@ -1554,6 +1607,19 @@ fn split_provider(model: &str, custom: Option<&str>) -> Result<(String, String),
 }
 
 impl Config {
+    /// Every secret the file configures, to keep out of what clients see.
+    pub fn secrets(&self) -> crate::error::Secrets {
+        crate::error::Secrets::new(
+            self.deployments
+                .iter()
+                .filter_map(|d| d.api_key.as_ref())
+                .chain(self.guardrails.iter().map(|g| &g.api_key))
+                .chain(self.master_key.as_ref())
+                .chain(self.virtual_keys.iter().map(|k| &k.key))
+                .map(Secret::expose),
+        )
+    }
+
     /// The one-screen summary `--check` prints.
     pub fn summary(&self) -> String {
         use std::fmt::Write;

@@ -240,6 +240,66 @@ impl IntoResponse for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Every configured secret (deployment keys, guardrail keys, the master key,
+/// virtual keys), to take out of anything an upstream echoes back before a
+/// client sees it: an upstream's 401 may quote the key it was sent.
+#[derive(Default)]
+pub struct Secrets(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({})", self.0.len())
+    }
+}
+
+impl Secrets {
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut list: Vec<(Vec<u8>, Vec<u8>)> = vec![];
+        for s in secrets {
+            if s.is_empty() || list.iter().any(|(k, _)| k == s.as_bytes()) {
+                continue;
+            }
+            list.push((s.as_bytes().to_vec(), mask(s).into_bytes()));
+        }
+        // Longest first, so a secret that contains another is masked whole.
+        list.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+        Secrets(list)
+    }
+
+    /// `body` with every secret replaced by its mask; the same bytes (no
+    /// copy) when it holds none.
+    pub fn scrub(&self, body: Bytes) -> Bytes {
+        let mut out: Option<Vec<u8>> = None;
+        for (secret, masked) in &self.0 {
+            let text = out.as_deref().unwrap_or(&body);
+            if memchr::memmem::find(text, secret).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(text.len());
+            let mut rest = text;
+            while let Some(at) = memchr::memmem::find(rest, secret) {
+                next.extend_from_slice(&rest[..at]);
+                next.extend_from_slice(masked);
+                rest = &rest[at + secret.len()..];
+            }
+            next.extend_from_slice(rest);
+            out = Some(next);
+        }
+        out.map_or(body, Bytes::from)
+    }
+}
+
+/// `sk-...` and the secret's last 4 characters (none for a secret under 8,
+/// whose last 4 would be half of it).
+fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 8 {
+        return "sk-...".to_owned();
+    }
+    let last: String = chars[chars.len() - 4..].iter().collect();
+    format!("sk-...{last}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +319,26 @@ mod tests {
         let body = String::from_utf8(err.body().to_vec()).unwrap();
         assert!(!body.contains("secret"));
         assert!(body.contains(r#""code":"500""#));
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let s = Secrets::new([
+            "sk-upstream-secret-1234",
+            "sk-upstream-secret-1234-longer",
+            "pw12",
+            "",
+        ]);
+        let body = Bytes::from_static(
+            br#"{"error":{"message":"Incorrect API key provided: sk-upstream-secret-1234 (and sk-upstream-secret-1234-longer); pw12"}}"#,
+        );
+        assert_eq!(
+            &s.scrub(body)[..],
+            br#"{"error":{"message":"Incorrect API key provided: sk-...1234 (and sk-...nger); sk-..."}}"#
+        );
+        let clean = Bytes::from_static(b"nothing here");
+        let out = Secrets::new(["sk-abcdefgh"]).scrub(clean.clone());
+        assert_eq!(out.as_ptr(), clean.as_ptr(), "no copy when nothing matches");
     }
 
     #[test]

@@ -73,6 +73,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let guardrails = Guardrails::new(&config.guardrails, &http, &metrics)?;
         let keys = Keys::new(&config);
+        let secrets = Arc::new(config.secrets());
         let Config {
             deployments,
             router,
@@ -81,7 +82,7 @@ impl AppState {
         } = config;
         Ok(Arc::new(AppState {
             keys,
-            router: ModelRouter::new(&deployments, router, metrics.clone()),
+            router: ModelRouter::new(&deployments, router, metrics.clone(), secrets),
             guardrails,
             http,
             metrics,

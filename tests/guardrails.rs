@@ -73,7 +73,13 @@ async fn seed_example_is_blocked_byte_for_byte_before_the_upstream() {
     assert_eq!(c.path, "/fw/v1/analyze");
     assert_eq!(c.header("authorization"), Some("Bearer aim-mock-key"));
     assert_eq!(c.header("x-aim-litellm-hook"), Some("pre_call"));
-    assert_eq!(c.header("x-aim-litellm-version"), Some(gateway::VERSION));
+    // The LiteLLM release whose protocol the gateway speaks; the gateway
+    // names itself in User-Agent.
+    assert_eq!(c.header("x-aim-litellm-version"), Some("1.108.7"));
+    assert_eq!(
+        c.header("user-agent"),
+        Some(format!("gateway/{}", gateway::VERSION).as_str())
+    );
     assert_eq!(c.header("x-aim-call-id"), Some(call_id.as_str()));
     assert_eq!(c.header("content-type"), Some("application/json"));
     assert_eq!(c.header("host"), Some(s.aim.addr().to_string().as_str()));
@@ -193,14 +199,14 @@ async fn messages_are_flattened_as_aim_md_shows() {
         "guardrails": ["aim-protected-app"],
         "messages": [
             {"role": "user", "content": "weather in SF"},
-            {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"SF\"}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
         ]
     });
     assert_eq!(chat(&s.gw, &body).await.status(), 200);
     assert_eq!(
         String::from_utf8_lossy(&s.aim.requests()[0].body),
-        r#"{"messages":[{"role":"user","content":"weather in SF"},{"role":"user","content":"sunny"}]}"#
+        r#"{"messages":[{"role":"user","content":"weather in SF"},{"role":"assistant","content":"{\"city\":\"SF\"}"},{"role":"user","content":"sunny"}]}"#
     );
 }
 
@@ -439,7 +445,11 @@ async fn streaming_output_goes_through_the_websocket() {
     assert_eq!(ws.header("x-aim-litellm-hook"), Some("output"));
     assert_eq!(ws.header("x-aim-call-id"), Some(call_id.as_str()));
     assert_eq!(ws.header("x-aim-user-email"), Some("u@example.com"));
-    assert_eq!(ws.header("x-aim-litellm-version"), Some(gateway::VERSION));
+    assert_eq!(ws.header("x-aim-litellm-version"), Some("1.108.7"));
+    assert_eq!(
+        ws.header("user-agent"),
+        Some(format!("gateway/{}", gateway::VERSION).as_str())
+    );
     // N chunks -> N+1 frames, the last {"done": true}.
     assert_eq!(ws.frames.len(), upstream_chunks.len() + 1);
     for (sent, chunk) in ws.frames.iter().zip(&upstream_chunks) {
@@ -682,7 +692,7 @@ async fn cato_networks_uses_its_own_header_names() {
     let up = MockUpstream::start(UpstreamOptions::default()).await;
     let aim = MockAim::start(AimOptions::default()).await;
     let yaml = format!(
-        "model_list:\n{}guardrails:\n  - guardrail_name: cato\n    litellm_params:\n      guardrail: cato_networks\n      mode: pre_call\n      api_key: aim-mock-key\n      api_base: {}\nvirtual_keys:\n  - key: sk-k\n    key_alias: team-a\n",
+        "model_list:\n{}guardrails:\n  - guardrail_name: cato\n    litellm_params:\n      guardrail: cato_networks\n      mode: pre_call\n      api_key: aim-mock-key\n      api_base: {}\nvirtual_keys:\n  - key: sk-k\n    key_alias: team-a\n    metadata: {{user_email: owner@corp.io}}\n",
         model("gpt-3.5-turbo", &up.url()),
         aim.url()
     );
@@ -699,9 +709,10 @@ async fn cato_networks_uses_its_own_header_names() {
     let call_id = header(&resp, "x-litellm-call-id").unwrap().to_owned();
     let c = &aim.requests()[0];
     assert_eq!(c.header("x-cato-litellm-hook"), Some("pre_call"));
-    assert_eq!(c.header("x-cato-litellm-version"), Some(gateway::VERSION));
+    assert_eq!(c.header("x-cato-litellm-version"), Some("1.108.7"));
     assert_eq!(c.header("x-cato-call-id"), Some(call_id.as_str()));
-    assert_eq!(c.header("x-cato-user-email"), Some("x@y.io"));
+    // The e-mail bound to the key, never the client's (spoofable) header.
+    assert_eq!(c.header("x-cato-user-email"), Some("owner@corp.io"));
     assert_eq!(c.header("x-cato-gateway-key-alias"), Some("team-a"));
     assert!(c.headers.iter().all(|(n, _)| !n.starts_with("x-aim-")));
 }

@@ -27,6 +27,14 @@ use crate::proxy::upstream::fmt_secs;
 /// Upper bound on an analyze answer read into memory.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
+/// The LiteLLM release whose Aim protocol the gateway speaks, sent as
+/// `x-aim-litellm-version`: Aim reads it to pick a backward-compatible
+/// protocol, so the gateway's own version would look like an ancient
+/// LiteLLM. The gateway names itself in `User-Agent` instead.
+pub const LITELLM_PROTOCOL_VERSION: &str = "1.108.7";
+
+const USER_AGENT: &str = concat!("gateway/", env!("CARGO_PKG_VERSION"));
+
 /// One message as Aim sees it: role and plain text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -66,8 +74,11 @@ impl Hook {
 pub struct CallInfo {
     /// The gateway's call id (`x-litellm-call-id`), as sent.
     pub call_id: Option<HeaderValue>,
-    /// The client's `x-aim-user-email` header, unchanged.
+    /// The client's `x-aim-user-email` header, unchanged (Aim's).
     pub user_email: Option<HeaderValue>,
+    /// The e-mail bound to the virtual key (Cato's: a client header is
+    /// spoofable).
+    pub key_email: Option<HeaderValue>,
     /// The virtual key's alias; never the key.
     pub key_alias: Option<String>,
 }
@@ -123,6 +134,7 @@ pub struct Client {
     fixed: HeaderBlock,
     timeout: Duration,
     names: HeaderNames,
+    vendor: Vendor,
 }
 
 #[derive(Debug)]
@@ -155,10 +167,16 @@ struct AnalyzeBody<'a> {
     messages: &'a [Message],
 }
 
+/// Aim's payload for `messages`.
+pub fn analyze_body(messages: &[Message]) -> Vec<u8> {
+    // Serialising strings into a Vec cannot fail.
+    serde_json::to_vec(&AnalyzeBody { messages }).unwrap_or_default()
+}
+
 #[derive(Deserialize)]
-struct AnalyzeAnswer {
-    #[serde(default)]
-    required_action: Option<RequiredAction>,
+struct AnalyzeAnswer<'a> {
+    #[serde(default, borrow)]
+    required_action: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     redacted_chat: Option<serde_json::Value>,
 }
@@ -197,12 +215,14 @@ impl Client {
                 )
             })?;
         authorization.set_sensitive(true);
-        let version = HeaderValue::from_static(crate::VERSION);
+        let version = HeaderValue::from_static(LITELLM_PROTOCOL_VERSION);
         let json = HeaderValue::from_static("application/json");
+        let agent = HeaderValue::from_static(USER_AGENT);
         let names = HeaderNames::new(prefix);
         let fixed = HeaderBlock::new([
             (&header::AUTHORIZATION, &authorization),
             (&names.version, &version),
+            (&header::USER_AGENT, &agent),
             (&header::CONTENT_TYPE, &json),
         ]);
         Ok(Client {
@@ -217,6 +237,7 @@ impl Client {
             fixed,
             timeout: cfg.timeout,
             names,
+            vendor: cfg.vendor,
         })
     }
 
@@ -231,8 +252,9 @@ impl Client {
         h.insert(header::AUTHORIZATION, self.authorization.clone());
         h.insert(
             self.names.version.clone(),
-            HeaderValue::from_static(crate::VERSION),
+            HeaderValue::from_static(LITELLM_PROTOCOL_VERSION),
         );
+        h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         h.extend(self.call_headers(hook, info).into_iter().flatten());
         h
     }
@@ -243,6 +265,10 @@ impl Client {
             .key_alias
             .as_deref()
             .and_then(|a| HeaderValue::from_str(a).ok());
+        let email = match self.vendor {
+            Vendor::Aim => &info.user_email,
+            Vendor::CatoNetworks => &info.key_email,
+        };
         [
             Some((
                 self.names.hook.clone(),
@@ -251,21 +277,18 @@ impl Client {
             info.call_id
                 .clone()
                 .map(|v| (self.names.call_id.clone(), v)),
-            info.user_email
-                .clone()
-                .map(|v| (self.names.user_email.clone(), v)),
+            email.clone().map(|v| (self.names.user_email.clone(), v)),
             alias.map(|v| (self.names.key_alias.clone(), v)),
         ]
     }
 
-    /// One `POST /fw/v1/analyze`.
+    /// One `POST /fw/v1/analyze` with `body` (the vendor's payload).
     pub async fn analyze(
         &self,
         hook: Hook,
         info: &CallInfo,
-        messages: &[Message],
+        body: Vec<u8>,
     ) -> Result<Verdict, Failure> {
-        let body = serde_json::to_vec(&AnalyzeBody { messages }).map_err(|_| Failure::BadAnswer)?;
         let headers = self.call_headers(hook, info);
         let headers = headers.iter().flatten().map(|(n, v)| (n, v));
         let call = async {
@@ -323,14 +346,26 @@ impl Client {
     }
 }
 
+/// Read an analyze answer. Anything but the documented object (`[]`, a
+/// string, a `required_action` that is not an object, an `action_type` that
+/// is not a string) is unreadable: an Aim failure, never a pass.
 fn parse_answer(bytes: &[u8]) -> Result<Verdict, Failure> {
-    let answer: AnalyzeAnswer = serde_json::from_slice(bytes).map_err(|e| {
-        tracing::debug!(error = %e, "guardrail answer is not the expected JSON");
+    let bad = |what: &str| {
+        tracing::debug!(what, "guardrail answer is not the expected JSON");
         Failure::BadAnswer
-    })?;
-    let Some(action) = answer.required_action else {
+    };
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(bad("not an object"));
+    }
+    let answer: AnalyzeAnswer = serde_json::from_slice(bytes).map_err(|_| bad("not JSON"))?;
+    let Some(action) = answer.required_action.filter(|a| a.get() != "null") else {
         return Ok(Verdict::Pass);
     };
+    if !action.get().starts_with('{') {
+        return Err(bad("required_action is not an object"));
+    }
+    let action: RequiredAction =
+        serde_json::from_str(action.get()).map_err(|_| bad("required_action"))?;
     Ok(match action.action_type.as_deref() {
         None => Verdict::Pass,
         Some("monitor_action") => Verdict::Monitor,
@@ -397,6 +432,22 @@ mod tests {
             Ok(Verdict::Unknown(_))
         ));
         assert!(matches!(parse_answer(b"nope"), Err(Failure::BadAnswer)));
+        for bad in [
+            &b"[]"[..],
+            b"\"pass\"",
+            b"3",
+            b"null",
+            br#"{"required_action":[]}"#,
+            br#"{"required_action":"block_action"}"#,
+            br#"{"required_action":{"action_type":["block_action"]}}"#,
+            br#"{"required_action":{"action_type":"block_action","detection_message":{}}}"#,
+        ] {
+            assert!(
+                matches!(parse_answer(bad), Err(Failure::BadAnswer)),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

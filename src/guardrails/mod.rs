@@ -14,21 +14,25 @@
 //! config says `fail_open: true`.
 
 pub mod aim;
+pub mod cato;
+pub mod inspect;
 pub mod stream;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use serde_json::Value;
 use tracing::Instrument;
 
 use crate::auth::Caller;
-use crate::config::GuardrailConfig;
+use crate::config::{GuardrailConfig, Vendor};
 use crate::error::Error;
 use crate::metrics::{GuardrailStats, Metrics};
+use crate::proxy::message::{self, ChatMessage, Content, Target};
+use crate::proxy::request::ChatRequest;
 pub use aim::{CallInfo, Hook, Message};
+pub use inspect::Conversation;
 
 /// A configured guardrail and its client.
 #[derive(Debug)]
@@ -53,7 +57,8 @@ pub struct Selection {
 /// How a check ended without stopping the request.
 enum Passed {
     Yes,
-    Rewritten(Vec<Message>),
+    /// An anonymize verdict, applied.
+    Rewritten,
     /// Aim failed and the guardrail is `fail_open`.
     Skipped,
 }
@@ -124,6 +129,25 @@ impl Selection {
     pub fn has_post_call(&self) -> bool {
         self.post_call().next().is_some()
     }
+
+    /// Refuse (400) a request carrying a part no guardrail can read (an
+    /// image, audio, a file) when a selected guardrail says
+    /// `block_uninspectable: true`.
+    pub fn check_inspectable(&self, conv: &Conversation) -> Result<(), Error> {
+        let Some(g) = self.list.iter().find(|g| g.cfg.block_uninspectable) else {
+            return Ok(());
+        };
+        let Some((i, kind)) = conv.opaque_part() else {
+            return Ok(());
+        };
+        Err(Error::invalid(
+            format!(
+                "messages[{i}] has a content part of type '{kind}', which guardrail '{}' cannot read (block_uninspectable)",
+                g.cfg.name
+            ),
+            Some(&format!("messages[{i}].content")),
+        ))
+    }
 }
 
 /// Names of the guardrails that gave a verdict, for `x-litellm-applied-guardrails`.
@@ -139,7 +163,7 @@ impl Applied {
 
     /// Record `name` when its check gave a verdict (pass, rewrite or block).
     fn record(&mut self, name: &str, result: &Result<Passed, Error>) {
-        if is_block(result) || matches!(result, Ok(Passed::Yes | Passed::Rewritten(_))) {
+        if is_block(result) || matches!(result, Ok(Passed::Yes | Passed::Rewritten)) {
             self.add(name);
         }
     }
@@ -154,7 +178,7 @@ fn verdict_index(r: &Result<Passed, Error>) -> usize {
     match r {
         Ok(Passed::Yes) => 0,
         Err(Error::GuardrailBlocked(_)) => 1,
-        Ok(Passed::Rewritten(_)) => 2,
+        Ok(Passed::Rewritten) => 2,
         Ok(Passed::Skipped) | Err(_) => 3,
     }
 }
@@ -163,24 +187,21 @@ fn is_block<T>(r: &Result<T, Error>) -> bool {
     matches!(r, Err(Error::GuardrailBlocked(_)))
 }
 
-/// Run the pre_call guardrails in order. Returns true when the messages were
-/// rewritten (and must replace the request's messages upstream).
+/// Run the pre_call guardrails in order; an anonymize rewrites the
+/// conversation (what goes upstream, and what the next guardrail reads).
 pub async fn pre_call(
     sel: &Selection,
     info: &CallInfo,
     applied: &mut Applied,
-    messages: &mut Vec<Message>,
-) -> Result<bool, Error> {
-    let mut rewritten = false;
+    req: &ChatRequest<'_>,
+    conv: &mut Conversation<'_>,
+) -> Result<(), Error> {
     for g in sel.pre_call() {
-        let result = g.check_input(Hook::PreCall, info, messages).await;
+        let result = g.check_input(info, req, conv).await;
         applied.record(&g.cfg.name, &result);
-        if let Passed::Rewritten(new) = result? {
-            *messages = new;
-            rewritten = true;
-        }
+        result?;
     }
-    Ok(rewritten)
+    Ok(())
 }
 
 /// Run the during_call guardrails concurrently; the first block or failure
@@ -190,12 +211,14 @@ pub async fn pre_call(
 pub async fn during_call(
     sel: &Selection,
     info: &CallInfo,
-    messages: &[Message],
+    req: &ChatRequest<'_>,
+    conv: &Conversation<'_>,
 ) -> Result<Vec<String>, (String, Error)> {
     let checks = sel.during_call().map(|g| async move {
-        let result = g.check_input(Hook::During, info, messages).await;
+        let body = g.input_body(req, conv).0;
+        let result = g.check(Hook::During, info, body, |_| Ok(())).await;
         match result {
-            Ok(Passed::Yes | Passed::Rewritten(_)) => Ok(Some(g.cfg.name.clone())),
+            Ok(Passed::Yes | Passed::Rewritten) => Ok(Some(g.cfg.name.clone())),
             Ok(Passed::Skipped) => Ok(None),
             Err(e) => Err((g.cfg.name.clone(), e)),
         }
@@ -204,97 +227,106 @@ pub async fn during_call(
     Ok(names.into_iter().flatten().collect())
 }
 
-#[derive(Deserialize)]
-struct Completion {
-    #[serde(default)]
-    choices: Vec<Choice>,
+/// One choice of a completion as the post_call guardrails see it.
+struct Output {
+    /// Its text fragments and where each lives, after any rewrite.
+    fragments: Vec<(Target, String)>,
+    /// Its text is one plain string `content` (Aim's anonymize can apply).
+    plain: bool,
+    logprobs: bool,
+    /// Fragments a guardrail rewrote.
+    changed: Vec<Target>,
 }
 
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    message: Option<ChoiceMessage>,
+impl Output {
+    fn new(m: &ChatMessage, logprobs: bool) -> Self {
+        Output {
+            fragments: m
+                .fragments()
+                .into_iter()
+                .map(|(t, s)| (t, s.into_owned()))
+                .collect(),
+            plain: matches!(m.content, Content::Text(_)) && m.is_plain_text() && !logprobs,
+            logprobs,
+            changed: vec![],
+        }
+    }
+
+    /// Aim's text of the choice: every fragment, joined with `"\n"`.
+    fn text(&self) -> String {
+        let texts: Vec<&str> = self.fragments.iter().map(|(_, t)| t.as_str()).collect();
+        texts.join("\n")
+    }
+
+    fn set(&mut self, target: Target, text: String) {
+        match self.fragments.iter_mut().find(|(t, _)| *t == target) {
+            Some(slot) => slot.1 = text,
+            None => self.fragments.push((target, text)),
+        }
+        if !self.changed.contains(&target) {
+            self.changed.push(target);
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct ChoiceMessage {
-    #[serde(default)]
-    content: Option<serde_json::Value>,
-}
-
-/// Check every choice of a completion with each post_call guardrail in turn.
-/// Returns the body to send: the original bytes, or the rewritten completion.
+/// Check every choice of a completion with each post_call guardrail in turn
+/// (aim.md sections 4, 5 and 8). Returns the body to send: the original
+/// bytes, or the completion with the rewritten fragments.
 pub async fn post_call(
     sel: &Selection,
     info: &CallInfo,
     applied: &mut Applied,
-    input: &[Message],
+    req: &ChatRequest<'_>,
+    conv: &Conversation<'_>,
     body: Bytes,
 ) -> Result<Bytes, Error> {
-    let not_completion = || {
-        Error::UpstreamUnreachable(
-            "the upstream answer is not a chat completion; the guardrails cannot check it".into(),
-        )
+    let choices = match message::decode_completion(&body) {
+        Ok(Some(choices)) => choices,
+        Ok(None) => return Err(inspect::not_checkable("no choices list")),
+        Err(e) => return Err(inspect::not_checkable(&e.to_string())),
     };
-    let completion: Completion = serde_json::from_slice(&body).map_err(|_| not_completion())?;
-    let mut contents: Vec<String> = completion
-        .choices
-        .into_iter()
-        .map(|c| match c.message.and_then(|m| m.content) {
-            Some(serde_json::Value::String(s)) => s,
-            _ => String::new(),
-        })
-        .collect();
-    let mut changed = vec![false; contents.len()];
+    let mut outputs = Vec::with_capacity(choices.len());
+    for (i, c) in choices.iter().enumerate() {
+        outputs.push(Output::new(inspect::choice_message(c, i)?, c.logprobs));
+    }
     for g in sel.post_call() {
-        let checks = contents.iter().map(|content| {
-            let mut messages = Vec::with_capacity(input.len() + 1);
-            messages.extend_from_slice(input);
-            messages.push(Message {
-                role: "assistant".into(),
-                content: content.clone(),
-            });
-            async move { g.check_output(info, &messages).await }
-        });
-        let results = join_all(checks).await;
-        for r in &results {
-            applied.record(&g.cfg.name, r);
-        }
-        if results.is_empty() {
+        if outputs.is_empty() {
             applied.add(&g.cfg.name);
+            continue;
         }
-        // A block wins over any failure in the other choices.
-        if let Some(block) = results.iter().position(is_block) {
-            return Err(results
-                .into_iter()
-                .nth(block)
-                .and_then(Result::err)
-                .unwrap_or_else(not_completion));
-        }
-        for (i, result) in results.into_iter().enumerate() {
-            if let Passed::Rewritten(new) = result?
-                && let Some(last) = new.into_iter().last()
-            {
-                contents[i] = last.content;
-                changed[i] = true;
+        match g.cfg.vendor {
+            Vendor::Aim => {
+                g.check_outputs_aim(info, applied, conv, &mut outputs)
+                    .await?
+            }
+            Vendor::CatoNetworks => {
+                g.check_outputs_cato(info, applied, req, conv, &mut outputs)
+                    .await?
             }
         }
     }
-    if !changed.contains(&true) {
+    if outputs.iter().all(|o| o.changed.is_empty()) {
         return Ok(body);
     }
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|_| not_completion())?;
-    if let Some(choices) = value.get_mut("choices").and_then(|c| c.as_array_mut()) {
-        for (i, choice) in choices.iter_mut().enumerate() {
-            if changed.get(i) == Some(&true)
-                && let Some(message) = choice.get_mut("message").and_then(|m| m.as_object_mut())
-            {
-                message.insert(
-                    "content".into(),
-                    serde_json::Value::String(contents[i].clone()),
-                );
-            }
+    let not_completion = || inspect::not_checkable("the completion changed shape");
+    let mut value: Value = serde_json::from_slice(&body).map_err(|_| not_completion())?;
+    let choices = value
+        .get_mut("choices")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(not_completion)?;
+    for (choice, out) in choices.iter_mut().zip(&outputs) {
+        let message = choice
+            .get_mut("message")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(not_completion)?;
+        for target in &out.changed {
+            let text = out
+                .fragments
+                .iter()
+                .find(|(t, _)| t == target)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            cato::write_back(message, *target, text, out.logprobs)?;
         }
     }
     serde_json::to_vec(&value)
@@ -303,52 +335,167 @@ pub async fn post_call(
 }
 
 impl Guardrail {
+    /// The vendor's payload for an input check (and Cato's inspection list,
+    /// to map an anonymize back).
+    fn input_body(
+        &self,
+        req: &ChatRequest,
+        conv: &Conversation,
+    ) -> (Vec<u8>, Option<cato::Payload>) {
+        match self.cfg.vendor {
+            Vendor::Aim => (aim::analyze_body(&conv.flat), None),
+            Vendor::CatoNetworks => {
+                let payload = cato::payload(req, conv);
+                (payload.body(None), Some(payload))
+            }
+        }
+    }
+
+    /// A pre_call check; an anonymize rewrites `conv`.
     async fn check_input(
+        &self,
+        info: &CallInfo,
+        req: &ChatRequest<'_>,
+        conv: &mut Conversation<'_>,
+    ) -> Result<Passed, Error> {
+        let (body, payload) = self.input_body(req, conv);
+        let vendor = self.vendor_name();
+        self.check(Hook::PreCall, info, body, |redacted| match &payload {
+            None => {
+                let list = redacted_messages(redacted.as_ref())
+                    .ok_or_else(|| malformed(vendor, "messages", "request"))?;
+                conv.apply_aim(list, vendor)
+            }
+            Some(payload) => {
+                let list = cato::redacted_contents(redacted.as_ref())
+                    .ok_or_else(|| malformed(vendor, "messages", "request"))?;
+                cato::apply(req, conv, payload, list)?;
+                conv.reflatten();
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// Aim's output checks: one call per choice, all at once; any block
+    /// fails the response.
+    async fn check_outputs_aim(
+        &self,
+        info: &CallInfo,
+        applied: &mut Applied,
+        conv: &Conversation<'_>,
+        outputs: &mut [Output],
+    ) -> Result<(), Error> {
+        let inspected = conv.flat.len();
+        let checks = outputs.iter().map(|out| {
+            let mut messages = Vec::with_capacity(inspected + 1);
+            messages.extend_from_slice(&conv.flat);
+            messages.push(Message {
+                role: "assistant".into(),
+                content: out.text(),
+            });
+            let body = aim::analyze_body(&messages);
+            let plain = out.plain;
+            let vendor = self.vendor_name();
+            async move {
+                let mut new = None;
+                let passed = self
+                    .check(Hook::Output, info, body, |redacted| {
+                        new = Some(aim_output_redaction(
+                            redacted.as_ref(),
+                            inspected,
+                            plain,
+                            vendor,
+                        )?);
+                        Ok(())
+                    })
+                    .await;
+                (passed, new)
+            }
+        });
+        let results = join_all(checks).await;
+        for (r, _) in &results {
+            applied.record(&self.cfg.name, r);
+        }
+        // A block wins over any failure in the other choices.
+        if let Some(at) = results.iter().position(|(r, _)| is_block(r)) {
+            return results
+                .into_iter()
+                .nth(at)
+                .map_or(Ok(()), |(r, _)| r.map(|_| ()));
+        }
+        for (out, (result, new)) in outputs.iter_mut().zip(results) {
+            result?;
+            if let Some(text) = new {
+                out.set(Target::Content, text);
+            }
+        }
+        Ok(())
+    }
+
+    /// Cato's output checks: each fragment of each choice in sequence; a
+    /// block stops at once.
+    async fn check_outputs_cato(
+        &self,
+        info: &CallInfo,
+        applied: &mut Applied,
+        req: &ChatRequest<'_>,
+        conv: &Conversation<'_>,
+        outputs: &mut [Output],
+    ) -> Result<(), Error> {
+        let payload = cato::payload(req, conv);
+        let at = payload.entries();
+        let vendor = self.vendor_name();
+        for out in outputs.iter_mut() {
+            let fragments = out.fragments.clone();
+            for (target, text) in fragments {
+                let body = payload.body(Some(
+                    &serde_json::json!({"role": "assistant", "content": text}),
+                ));
+                let mut new = None;
+                let result = self
+                    .check(Hook::Output, info, body, |redacted| {
+                        let list = cato::redacted_contents(redacted.as_ref())
+                            .ok_or_else(|| malformed(vendor, "output", "response"))?;
+                        match list.get(at) {
+                            Some(Some(text)) => {
+                                new = Some(text.clone());
+                                Ok(())
+                            }
+                            _ => Err(malformed(vendor, "output", "response")),
+                        }
+                    })
+                    .await;
+                applied.record(&self.cfg.name, &result);
+                result?;
+                if let Some(new) = new
+                    && new != text
+                {
+                    out.set(target, new);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One analyze call and what its verdict does: a block is the 400, an
+    /// anonymize goes to `anonymize` (which applies it or refuses), a
+    /// failure fails closed unless `fail_open`.
+    async fn check(
         &self,
         hook: Hook,
         info: &CallInfo,
-        messages: &[Message],
+        body: Vec<u8>,
+        anonymize: impl FnOnce(Option<Value>) -> Result<(), Error>,
     ) -> Result<Passed, Error> {
         let started = std::time::Instant::now();
         let verdict = self
             .client
-            .analyze(hook, info, messages)
+            .analyze(hook, info, body)
             .instrument(self.span(hook))
             .await;
-        let passed = self.decide(hook, verdict, false);
-        self.stats
-            .call(hook.index(), verdict_index(&passed), started.elapsed());
-        passed
-    }
-
-    async fn check_output(&self, info: &CallInfo, messages: &[Message]) -> Result<Passed, Error> {
-        let started = std::time::Instant::now();
-        let verdict = self
-            .client
-            .analyze(Hook::Output, info, messages)
-            .instrument(self.span(Hook::Output))
-            .await;
-        let passed = self.decide(Hook::Output, verdict, true);
-        self.stats.call(
-            Hook::Output.index(),
-            verdict_index(&passed),
-            started.elapsed(),
-        );
-        passed
-    }
-
-    fn span(&self, hook: Hook) -> tracing::Span {
-        tracing::info_span!("guardrail", guardrail = %self.cfg.name, hook = hook.header_value())
-    }
-
-    fn decide(
-        &self,
-        hook: Hook,
-        verdict: Result<aim::Verdict, aim::Failure>,
-        output: bool,
-    ) -> Result<Passed, Error> {
         let name = &self.cfg.name;
-        match verdict {
+        let passed = match verdict {
             Err(failure) => self.failed(hook, failure),
             Ok(aim::Verdict::Pass) => Ok(Passed::Yes),
             Ok(aim::Verdict::Monitor) => {
@@ -359,25 +506,32 @@ impl Guardrail {
                 tracing::info!(guardrail = %name, hook = hook.header_value(), "guardrail blocked");
                 Err(Error::GuardrailBlocked(message))
             }
-            Ok(aim::Verdict::Anonymize(redacted)) => {
-                match redacted_messages(redacted.as_ref(), output) {
-                    Some(messages) => Ok(Passed::Rewritten(messages)),
-                    None => {
-                        tracing::warn!(guardrail = %name, hook = hook.header_value(), "guardrail sent a malformed redaction");
-                        Err(Error::invalid(
-                            format!(
-                                "guardrail '{name}' returned an anonymization that cannot be applied"
-                            ),
-                            None,
-                        ))
-                    }
+            Ok(aim::Verdict::Anonymize(redacted)) => match anonymize(redacted) {
+                Ok(()) => Ok(Passed::Rewritten),
+                Err(e) => {
+                    tracing::warn!(guardrail = %name, hook = hook.header_value(), "guardrail anonymization cannot be applied");
+                    Err(e)
                 }
-            }
+            },
             Ok(aim::Verdict::Unknown(action)) => {
                 tracing::warn!(guardrail = %name, action = %action, "unknown guardrail action, passing");
                 Ok(Passed::Yes)
             }
+        };
+        self.stats
+            .call(hook.index(), verdict_index(&passed), started.elapsed());
+        passed
+    }
+
+    fn vendor_name(&self) -> &'static str {
+        match self.cfg.vendor {
+            Vendor::Aim => "Aim",
+            Vendor::CatoNetworks => "Cato",
         }
+    }
+
+    fn span(&self, hook: Hook) -> tracing::Span {
+        tracing::info_span!("guardrail", guardrail = %self.cfg.name, hook = hook.header_value())
     }
 
     /// Aim gave no verdict: fail closed, or pass when `fail_open`.
@@ -398,9 +552,17 @@ impl Guardrail {
     }
 }
 
-/// `redacted_chat.all_redacted_messages` as messages, or None when malformed.
-/// For an output check the last entry must be the assistant's.
-fn redacted_messages(redacted: Option<&serde_json::Value>, output: bool) -> Option<Vec<Message>> {
+/// The 400 for a redaction that is not the documented shape.
+fn malformed(vendor: &str, what: &str, subject: &str) -> Error {
+    inspect::cannot_rewrite(
+        &format!("{vendor}: anonymize action returned malformed redacted {what}"),
+        subject,
+    )
+}
+
+/// `redacted_chat.all_redacted_messages` as messages, or None when malformed:
+/// not a non-empty list of objects each with a string `content`.
+fn redacted_messages(redacted: Option<&Value>) -> Option<Vec<Message>> {
     let list = redacted?.get("all_redacted_messages")?.as_array()?;
     if list.is_empty() {
         return None;
@@ -409,115 +571,54 @@ fn redacted_messages(redacted: Option<&serde_json::Value>, output: bool) -> Opti
     for entry in list {
         let entry = entry.as_object()?;
         let content = entry.get("content")?.as_str()?;
-        let role = entry.get("role").and_then(|r| r.as_str()).unwrap_or("user");
+        let role = entry.get("role").and_then(Value::as_str).unwrap_or("user");
         out.push(Message {
             role: role.to_owned(),
             content: content.to_owned(),
         });
     }
-    if output && out.last().is_some_and(|m| m.role != "assistant") {
-        return None;
-    }
     Some(out)
 }
 
-/// The chat messages flattened for inspection (aim.md section 4).
-pub fn flatten(messages: &[crate::proxy::request::MessageView]) -> Vec<Message> {
-    messages
-        .iter()
-        .filter_map(|m| {
-            let text = text_of(m.content?)?;
-            // Validated as a string already: compared as written, parsed
-            // only when it has escapes. Other roles (developer, tool, ...)
-            // count as the user's.
-            let unescaped;
-            let role = match m.role.map(RawValue::get) {
-                Some(r) if r.contains('\\') => {
-                    unescaped = serde_json::from_str::<String>(r).ok();
-                    unescaped.as_deref()
-                }
-                Some(r) => r.get(1..r.len().saturating_sub(1)),
-                None => None,
-            };
-            let role = match role {
-                Some(r @ ("system" | "assistant")) => r.to_owned(),
-                _ => "user".to_owned(),
-            };
-            Some(Message {
-                role,
-                content: text,
-            })
-        })
-        .collect()
-}
-
-fn text_of(content: &RawValue) -> Option<String> {
-    // Told apart by the first byte: an untagged enum would buffer the whole
-    // value to try each shape in turn.
-    let raw = content.get();
-    let text = match raw.as_bytes().first()? {
-        b'"' => serde_json::from_str::<String>(raw).ok()?,
-        b'[' => serde_json::from_str::<Vec<serde_json::Value>>(raw)
-            .ok()?
-            .iter()
-            .filter(|p| p.get("type").and_then(|t| t.as_str()) == Some("text"))
-            .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => return None,
+/// An Aim output anonymize: the inspected input plus exactly one entry, the
+/// assistant's, with text, for a choice whose text is one plain string.
+fn aim_output_redaction(
+    redacted: Option<&Value>,
+    inspected: usize,
+    plain: bool,
+    vendor: &str,
+) -> Result<String, Error> {
+    let list =
+        redacted_messages(redacted).ok_or_else(|| malformed(vendor, "output", "response"))?;
+    if list.len() != inspected + 1 {
+        return Err(inspect::cannot_rewrite(
+            &format!("{vendor}: anonymize action returned an invalid redacted output count"),
+            "response",
+        ));
+    }
+    let Some(last) = list.into_iter().last().filter(|m| m.role == "assistant") else {
+        return Err(malformed(vendor, "output", "response"));
     };
-    (!text.is_empty()).then_some(text)
-}
-
-/// The messages as JSON, to replace the request's `messages` upstream.
-pub fn messages_json(messages: &[Message]) -> Vec<u8> {
-    serde_json::to_vec(messages).unwrap_or_else(|_| b"[]".to_vec())
+    if last.content.is_empty() {
+        return Err(inspect::cannot_rewrite(
+            &format!("{vendor}: anonymize action returned empty redacted output"),
+            "response",
+        ));
+    }
+    if !plain {
+        return Err(inspect::cannot_rewrite(
+            &format!(
+                "{vendor}: anonymize action requested for output whose text is not one plain string content"
+            ),
+            "response",
+        ));
+    }
+    Ok(last.content)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `messages` as the request parser hands them over.
-    fn flat(messages: &str) -> Vec<Message> {
-        let body = format!(r#"{{"model":"m","messages":{messages}}}"#);
-        let req = crate::proxy::request::ChatRequest::parse(body.as_bytes()).unwrap();
-        flatten(&req.message_views)
-    }
-
-    #[test]
-    fn flatten_example_of_aim_md() {
-        let flat = flat(
-            r#"[{"role":"user","content":"weather in SF"},{"role":"assistant","content":"","tool_calls":[{"id":"1"}]},{"role":"tool","content":"sunny","tool_call_id":"1"}]"#,
-        );
-        assert_eq!(
-            serde_json::to_string(&flat).unwrap(),
-            r#"[{"role":"user","content":"weather in SF"},{"role":"user","content":"sunny"}]"#
-        );
-    }
-
-    #[test]
-    fn flatten_parts() {
-        let flat = flat(
-            r#"[{"role":"developer","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]},{"role":"assistant","content":null}]"#,
-        );
-        assert_eq!(
-            flat,
-            vec![Message {
-                role: "user".into(),
-                content: "a\nb".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn flatten_reads_roles_as_json_strings() {
-        let flat = flat(
-            r#"[{"role":"sys\u0074em","content":"a"},{"role":"assistant","content":"b"},{"role":"\"user\"","content":"c"}]"#,
-        );
-        let roles: Vec<&str> = flat.iter().map(|m| m.role.as_str()).collect();
-        assert_eq!(roles, ["system", "assistant", "user"]);
-    }
 
     #[test]
     fn malformed_redactions() {
@@ -532,10 +633,19 @@ mod tests {
             json!({"all_redacted_messages": [{"role": "user", "content": null}]}),
             json!({"all_redacted_messages": [{"role": "user", "content": 3}]}),
         ] {
-            assert!(redacted_messages(Some(&bad), false).is_none(), "{bad}");
+            assert!(redacted_messages(Some(&bad)).is_none(), "{bad}");
         }
         let user_last = json!({"all_redacted_messages": [{"role": "user", "content": "x"}]});
-        assert!(redacted_messages(Some(&user_last), false).is_some());
-        assert!(redacted_messages(Some(&user_last), true).is_none());
+        assert!(redacted_messages(Some(&user_last)).is_some());
+        assert!(aim_output_redaction(Some(&user_last), 0, true, "Aim").is_err());
+        let two = json!({"all_redacted_messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]});
+        assert_eq!(
+            aim_output_redaction(Some(&two), 1, true, "Aim").unwrap(),
+            "y"
+        );
+        assert!(aim_output_redaction(Some(&two), 0, true, "Aim").is_err());
+        assert!(aim_output_redaction(Some(&two), 1, false, "Aim").is_err());
+        let empty = json!({"all_redacted_messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": ""}]});
+        assert!(aim_output_redaction(Some(&empty), 1, true, "Aim").is_err());
     }
 }

@@ -12,6 +12,7 @@
 //!    headers on success and error alike.
 
 pub mod coalesce;
+pub mod message;
 pub mod meter;
 pub mod mock;
 pub mod request;
@@ -33,7 +34,7 @@ use tracing::Instrument;
 
 use crate::config::{Deployment, RoutingStrategy};
 use crate::error::Error;
-use crate::guardrails::{self, Applied, CallInfo, stream as gstream};
+use crate::guardrails::{self, Applied, CallInfo, Conversation, stream as gstream};
 use crate::router::Member;
 use crate::server::{AppState, CallContext};
 use meter::{Accounting, Holds, UsageChunk};
@@ -192,15 +193,32 @@ async fn handle(
         call_id: Some(ctx.call_id.clone()),
         user_email: headers.get("x-aim-user-email").cloned(),
         key_alias: caller.alias().map(str::to_owned),
+        key_email: caller
+            .virtual_key()
+            .and_then(|k| k.user_email.as_deref())
+            .and_then(|e| HeaderValue::from_str(e).ok()),
     };
-    let mut messages = if selection.is_empty() {
-        vec![]
+    // What the guardrails read is derived from the request being forwarded;
+    // a request they cannot read whole is refused here, before any call.
+    let mut conv = if selection.is_empty() {
+        Conversation::unchecked(&req.messages)
     } else {
-        guardrails::flatten(&req.message_views)
+        let conv = Conversation::new(&req.messages)?;
+        selection.check_inspectable(&conv)?;
+        conv
     };
-    let rewritten =
-        guardrails::pre_call(&selection, &info, &mut meta.applied, &mut messages).await?;
-    let new_messages = rewritten.then(|| guardrails::messages_json(&messages));
+    guardrails::pre_call(&selection, &info, &mut meta.applied, &req, &mut conv).await?;
+    let new_messages = conv
+        .rewritten
+        .iter()
+        .any(Option::is_some)
+        .then(|| request::rewrite_contents(&req.messages, &conv.rewritten));
+    let rewrites: Vec<(&str, &[u8])> = new_messages
+        .as_deref()
+        .map(|m| ("messages", m))
+        .into_iter()
+        .chain(conv.fields.iter().map(|(k, v)| (*k, v.as_slice())))
+        .collect();
 
     // Token accounting needs a stream's usage chunk: ask for it when the
     // client did not, and take it out again on the way back.
@@ -215,7 +233,7 @@ async fn handle(
         } else {
             &[]
         };
-        req.upstream_body(&d.upstream_model, new_messages.as_deref(), extra)
+        req.upstream_body(&d.upstream_model, &rewrites, extra)
     };
 
     // The upstream call, the during_call checks and (for a checked stream)
@@ -226,16 +244,18 @@ async fn handle(
     let mut waited = Duration::ZERO;
     let call = async {
         let started = Instant::now();
+        // A fallback is tried only if the key may use it too.
+        let allowed = |name: &str| caller.may_use(name);
         let (r, result) = state
             .router
-            .send(state.http.get(), group, req.stream, &build)
+            .send(state.http.get(), group, req.stream, &allowed, &build)
             .await;
         waited = started.elapsed();
         routed = Some(r);
         result
     };
     let during = async {
-        guardrails::during_call(&selection, &info, &messages)
+        guardrails::during_call(&selection, &info, &req, &conv)
             .await
             .map_err(|(name, e)| (Some(name), e))
     };
@@ -297,7 +317,8 @@ async fn handle(
                 acct.record(usage);
             }
             let body = if selection.has_post_call() {
-                guardrails::post_call(&selection, &info, &mut meta.applied, &messages, body).await?
+                guardrails::post_call(&selection, &info, &mut meta.applied, &req, &conv, body)
+                    .await?
             } else {
                 body
             };

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::message::{self, ChatMessage, Content, Str};
 use crate::error::Error;
 
 /// Fields that steer the gateway and never reach the upstream.
@@ -24,9 +25,8 @@ pub struct ChatRequest<'a> {
     fields: Vec<(Cow<'a, str>, &'a RawValue)>,
     pub model: String,
     pub stream: bool,
-    pub messages: &'a RawValue,
-    /// Each message's role and content, as validated.
-    pub message_views: Vec<MessageView<'a>>,
+    /// Every message, decoded from the bytes that are forwarded.
+    pub messages: Vec<ChatMessage<'a>>,
     /// Guardrail names asked for in `guardrails` and `metadata.guardrails`.
     pub requested_guardrails: Vec<String>,
     /// Whether the client asked for a final usage chunk itself.
@@ -34,6 +34,11 @@ pub struct ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
+    /// Parse and validate a body. Every byte is decoded once: the messages
+    /// into [`ChatMessage`]s, every other field walked (see
+    /// [`message::check`]), so a body the guardrails could not read whole
+    /// (invalid Unicode, nesting past [`message::MAX_DEPTH`], a repeated
+    /// key a guardrail reads) is refused here, before anything is called.
     pub fn parse(body: &'a [u8]) -> Result<Self, Error> {
         let Fields(fields) = serde_json::from_slice(body).map_err(|e| {
             let message = if e.is_data() {
@@ -43,6 +48,13 @@ impl<'a> ChatRequest<'a> {
             };
             Error::invalid(message, None)
         })?;
+        for (key, raw) in &fields {
+            if key != "messages" {
+                message::check(raw.get(), 1).map_err(|e| {
+                    Error::invalid(format!("Invalid request body: '{key}': {e}"), Some(key))
+                })?;
+            }
+        }
         let get = |name: &str| {
             fields
                 .iter()
@@ -62,7 +74,7 @@ impl<'a> ChatRequest<'a> {
         let Some(messages) = get("messages") else {
             return Err(missing("messages"));
         };
-        let message_views = validate_messages(messages)?;
+        let messages = decode_messages(messages)?;
         let stream = match get("stream") {
             None => false,
             Some(raw) => serde_json::from_str::<bool>(raw.get())
@@ -90,19 +102,28 @@ impl<'a> ChatRequest<'a> {
             model,
             stream,
             messages,
-            message_views,
             requested_guardrails,
             include_usage,
         })
     }
 
+    /// A top-level field as sent (null counts as absent).
+    pub fn field(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+            .filter(|v| v.get() != "null")
+    }
+
     /// The body sent upstream: `model` replaced, gateway-only fields dropped,
-    /// `messages` replaced when a guardrail rewrote them, `extra` fields
-    /// (already JSON) appended when not present.
+    /// the fields in `rewrites` (already JSON; `messages` after an
+    /// anonymizing guardrail) replaced, `extra` fields (already JSON)
+    /// appended when not present.
     pub fn upstream_body(
         &self,
         model: &str,
-        messages: Option<&[u8]>,
+        rewrites: &[(&str, &[u8])],
         extra: &[(&str, &str)],
     ) -> Vec<u8> {
         let size: usize = self
@@ -110,7 +131,8 @@ impl<'a> ChatRequest<'a> {
             .iter()
             .map(|(k, v)| k.len() + v.get().len() + 4)
             .sum();
-        let mut out = Vec::with_capacity(size + messages.map_or(0, <[u8]>::len) + 64);
+        let rewritten: usize = rewrites.iter().map(|(_, v)| v.len()).sum();
+        let mut out = Vec::with_capacity(size + rewritten + 64);
         out.push(b'{');
         let mut first = true;
         let mut push_key = |out: &mut Vec<u8>, key: &str| {
@@ -128,14 +150,12 @@ impl<'a> ChatRequest<'a> {
                 continue;
             }
             push_key(&mut out, key);
-            match key {
-                "model" => {
-                    let _ = serde_json::to_writer(&mut out, model);
-                }
-                "messages" if messages.is_some() => {
-                    out.extend_from_slice(messages.unwrap_or_default());
-                }
-                _ => out.extend_from_slice(raw.get().as_bytes()),
+            if key == "model" {
+                let _ = serde_json::to_writer(&mut out, model);
+            } else if let Some((_, new)) = rewrites.iter().find(|(k, _)| *k == key) {
+                out.extend_from_slice(new);
+            } else {
+                out.extend_from_slice(raw.get().as_bytes());
             }
         }
         for (key, value) in extra {
@@ -147,6 +167,101 @@ impl<'a> ChatRequest<'a> {
         out.push(b'}');
         out
     }
+}
+
+/// `messages` with the `content` of some replaced (`Some`) by a string, every
+/// other field of every message as it was sent.
+pub fn rewrite_contents(messages: &[ChatMessage], contents: &[Option<String>]) -> Vec<u8> {
+    let size: usize = messages.iter().map(|m| m.raw.get().len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 2);
+    out.push(b'[');
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match contents.get(i).and_then(Option::as_ref) {
+            None => out.extend_from_slice(m.raw.get().as_bytes()),
+            Some(new) => write_with_content(&mut out, m.raw, new),
+        }
+    }
+    out.push(b']');
+    out
+}
+
+/// A message object as sent, with its `content` set to the string `text`.
+pub fn write_with_content(out: &mut Vec<u8>, message: &RawValue, text: &str) {
+    // Decoded before, so this cannot fail; the message as sent keeps the
+    // JSON well formed if it somehow did.
+    let Ok(Fields(fields)) = serde_json::from_str::<Fields>(message.get()) else {
+        out.extend_from_slice(message.get().as_bytes());
+        return;
+    };
+    out.push(b'{');
+    let mut has_content = false;
+    for (j, (key, raw)) in fields.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        // Writing strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &**key);
+        out.push(b':');
+        if key == "content" {
+            has_content = true;
+            let _ = serde_json::to_writer(&mut *out, text);
+        } else {
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    if !has_content {
+        if !fields.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"content\":");
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
+    out.push(b'}');
+}
+
+/// `messages`: a non-empty list of message objects, each with a string
+/// role and a string, list or null content; each decoded whole.
+fn decode_messages(raw: &RawValue) -> Result<Vec<ChatMessage<'_>>, Error> {
+    let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
+        return Err(wrong_type("messages", "an array"));
+    };
+    if list.is_empty() {
+        return Err(Error::invalid(
+            "'messages' must contain at least one message.",
+            Some("messages"),
+        ));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (i, raw) in list.into_iter().enumerate() {
+        // Formatted only for an error.
+        let param = |field: &str| format!("messages[{i}]{field}");
+        if !raw.get().starts_with('{') {
+            return Err(wrong_type(&param(""), "an object"));
+        }
+        // The body is level 1, `messages` 2, each message 3.
+        let m = message::decode_message(raw, 3).map_err(|e| {
+            let param = param("");
+            Error::invalid(format!("Invalid request body: {param}: {e}"), Some(&param))
+        })?;
+        if m.role.is_none() {
+            return Err(if m.role_given {
+                wrong_type(&param(".role"), "a string")
+            } else {
+                missing(&param(".role"))
+            });
+        }
+        if matches!(m.content, Content::Invalid) {
+            return Err(wrong_type(
+                &param(".content"),
+                "a string or an array of content parts",
+            ));
+        }
+        out.push(m);
+    }
+    Ok(out)
 }
 
 fn missing(field: &str) -> Error {
@@ -223,66 +338,6 @@ impl<'de> Deserialize<'de> for Keys {
     }
 }
 
-/// A message's role and content, as raw JSON.
-#[derive(Debug, Deserialize)]
-pub struct MessageView<'a> {
-    #[serde(borrow)]
-    pub role: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub content: Option<&'a RawValue>,
-}
-
-/// Check `messages` is a non-empty array of objects with a string role and
-/// a string, array or null content; their roles and contents.
-fn validate_messages(raw: &RawValue) -> Result<Vec<MessageView<'_>>, Error> {
-    // One pass when the list is well formed; the item-by-item pass below
-    // only to name the item that is not.
-    let list = match serde_json::from_str::<Vec<MessageView>>(raw.get()) {
-        Ok(list) => list,
-        Err(_) => return Err(find_bad_message(raw)),
-    };
-    if list.is_empty() {
-        return Err(Error::invalid(
-            "'messages' must contain at least one message.",
-            Some("messages"),
-        ));
-    }
-    for (i, m) in list.iter().enumerate() {
-        // Formatted only for an error.
-        let param = |field: &str| format!("messages[{i}]{field}");
-        match m.role {
-            None => return Err(missing(&param(".role"))),
-            Some(r) if !r.get().starts_with('"') => {
-                return Err(wrong_type(&param(".role"), "a string"));
-            }
-            Some(_) => {}
-        }
-        if let Some(c) = m.content {
-            let first = c.get().as_bytes().first().copied();
-            if !matches!(first, Some(b'"' | b'[' | b'n')) {
-                return Err(wrong_type(
-                    &param(".content"),
-                    "a string or an array of content parts",
-                ));
-            }
-        }
-    }
-    Ok(list)
-}
-
-/// The error for a `messages` value that is not a list of objects.
-fn find_bad_message(raw: &RawValue) -> Error {
-    let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
-        return wrong_type("messages", "an array");
-    };
-    for (i, item) in list.iter().enumerate() {
-        if serde_json::from_str::<MessageView>(item.get()).is_err() {
-            return wrong_type(&format!("messages[{i}]"), "an object");
-        }
-    }
-    wrong_type("messages", "an array of messages")
-}
-
 /// A JSON object as an ordered list of (key, raw value); a repeated key keeps
 /// its first position and its last value, as a JSON parser would.
 struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
@@ -297,7 +352,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
-                while let Some(Key(key)) = map.next_key()? {
+                while let Some(Str(key)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
                     match out.iter_mut().find(|(k, _)| *k == key) {
                         Some(slot) => slot.1 = value,
@@ -311,38 +366,13 @@ impl<'de> Deserialize<'de> for Fields<'de> {
     }
 }
 
-/// A key borrowed from the input when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn body(s: &str) -> String {
         let r = ChatRequest::parse(s.as_bytes()).unwrap();
-        String::from_utf8(r.upstream_body("up", None, &[])).unwrap()
+        String::from_utf8(r.upstream_body("up", &[], &[])).unwrap()
     }
 
     #[test]
@@ -426,7 +456,7 @@ mod tests {
         assert_eq!(r.model, "m");
         let out = String::from_utf8(r.upstream_body(
             "u",
-            None,
+            &[],
             &[("stream_options", r#"{"include_usage":true}"#)],
         ))
         .unwrap();

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::{Deployment, Flavor};
-use crate::error::Error;
+use crate::error::{Error, Secrets};
 use crate::outbound::{HeaderBlock, HttpClient, PooledBody, SendError};
 use crate::proxy::{Collect, collect, mock};
 
@@ -68,6 +68,7 @@ pub async fn send(
     body: Vec<u8>,
     stream: bool,
     timeout: Duration,
+    secrets: &Secrets,
 ) -> Result<UpstreamResponse, Error> {
     if let Some(text) = &d.mock_response {
         return Ok(mock::respond(text, &d.upstream_model, stream));
@@ -83,8 +84,18 @@ pub async fn send(
         Ok(Ok(r)) => r,
     };
     let status = response.status();
+    if status.is_informational() || status.is_redirection() || status.as_u16() > 599 {
+        // Not an answer a client could act on (and a redirect would point it
+        // at the upstream itself).
+        tracing::debug!(model = %d.model_name, status = status.as_u16(), "upstream answered an unexpected status");
+        return Err(Error::UpstreamUnreachable(format!(
+            "the upstream for model '{}' answered with an unexpected HTTP status {}",
+            d.model_name,
+            status.as_u16()
+        )));
+    }
     if !status.is_success() {
-        return Err(upstream_error(d, response, deadline).await);
+        return Err(upstream_error(d, response, deadline, secrets).await);
     }
     let body = response.into_body().into_data_stream();
     if !stream {
@@ -152,11 +163,13 @@ struct ErrorShape {
     error: serde_json::Value,
 }
 
-/// Map a non-2xx answer: an OpenAI-shaped body passes through unchanged.
+/// Map a non-2xx answer: an OpenAI-shaped body passes through, with every
+/// configured secret masked (an upstream's 401 may quote the key it got).
 async fn upstream_error(
     d: &Deployment,
     response: axum::http::Response<PooledBody>,
     deadline: Instant,
+    secrets: &Secrets,
 ) -> Error {
     let status = response.status();
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
@@ -170,9 +183,8 @@ async fn upstream_error(
         .ok()
         .and_then(Result::ok);
     let shaped = body
-        .as_ref()
         .filter(|b| serde_json::from_slice::<ErrorShape>(b).is_ok_and(|s| s.error.is_object()))
-        .cloned();
+        .map(|b| secrets.scrub(b));
     tracing::debug!(model = %d.model_name, status = status.as_u16(), "upstream answered with an error");
     Error::Upstream {
         status,

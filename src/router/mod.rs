@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Deployment, RouterSettings, RoutingStrategy};
-use crate::error::Error;
+use crate::error::{Error, Secrets};
 use crate::metrics::Metrics;
 use crate::outbound::HttpClient;
 use crate::proxy::upstream::{self, UpstreamResponse};
@@ -48,6 +48,8 @@ pub struct Router {
     by_name: HashMap<String, usize>,
     settings: RouterSettings,
     metrics: Arc<Metrics>,
+    /// Taken out of upstream error bodies before a client sees them.
+    secrets: Arc<Secrets>,
 }
 
 /// What the router did for one request.
@@ -121,6 +123,7 @@ impl Router {
         deployments: &[Arc<Deployment>],
         settings: RouterSettings,
         metrics: Arc<Metrics>,
+        secrets: Arc<Secrets>,
     ) -> Self {
         let mut groups: Vec<Group> = vec![];
         let mut by_name: HashMap<String, usize> = HashMap::new();
@@ -143,6 +146,7 @@ impl Router {
             by_name,
             settings,
             metrics,
+            secrets,
         }
     }
 
@@ -180,11 +184,14 @@ impl Router {
 
     /// Route one request: attempts, retries and fallbacks (see the module
     /// doc). Returns what was done, and the answer or the last error.
+    /// `allowed` says which groups the caller may use: a fallback group it
+    /// may not is skipped, whatever kind of fallback names it.
     pub async fn send(
         &self,
         http: &HttpClient,
         group: &Group,
         stream: bool,
+        allowed: &(dyn Fn(&str) -> bool + Sync),
         build: impl Fn(&Deployment) -> Vec<u8>,
     ) -> (Routed, Result<UpstreamResponse, Error>) {
         let mut routed = Routed {
@@ -207,6 +214,13 @@ impl Router {
         for name in self
             .fallbacks_for(&group.name, class)
             .iter()
+            .filter(|name| {
+                let ok = allowed(name);
+                if !ok {
+                    tracing::debug!(from = %group.name, to = %name, "fallback skipped: the key may not use it");
+                }
+                ok
+            })
             .take(self.settings.max_fallbacks)
         {
             let Some(fallback) = self.group(name) else {
@@ -269,6 +283,7 @@ impl Router {
                 build(d),
                 stream,
                 self.timeout(d, stream),
+                &self.secrets,
             )
             .instrument(span)
             .await;
