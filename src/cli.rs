@@ -54,7 +54,15 @@ pub enum LogFormat {
 }
 
 /// Set up logging: `RUST_LOG` filters (default `info`).
+///
+/// Records of crates that log through the `log` crate (the websocket
+/// library, rustls) are capped at `debug`: at `trace` tungstenite prints the
+/// handshake request (with Aim's `Authorization` header) and every frame
+/// (stream text). No level prints a key.
 pub fn init_tracing(format: LogFormat) {
+    let _ = tracing_log::LogTracer::builder()
+        .with_max_level(tracing_log::log::LevelFilter::Debug)
+        .init();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only for a terminal: escape codes have no place in a log file
@@ -64,13 +72,19 @@ pub fn init_tracing(format: LogFormat) {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    // Installed directly: `try_init` would install its own uncapped
+    // LogTracer.
     let _ = match format {
-        LogFormat::Pretty => builder.fmt_fields(crate::logfmt::PlainFields).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Pretty => tracing::subscriber::set_global_default(
+            builder.fmt_fields(crate::logfmt::PlainFields).finish(),
+        ),
+        LogFormat::Json => tracing::subscriber::set_global_default(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .finish(),
+        ),
     };
 }
 
