@@ -6,7 +6,10 @@
 //! (`"ishaan@berri.ai" detected as email`) needs. What it does on a detection
 //! is [`AimMode`]; it can also fail ([`AimFailure`]), be slow, block a stream
 //! on a marker, or drop a websocket mid-stream. Cato Networks AI Security
-//! speaks the same protocol with `x-cato-*` headers, so this mock serves both.
+//! speaks the same protocol with `x-cato-*` headers and its own payload
+//! (messages 1:1 with their fields, any role, null contents): a call with
+//! `x-cato-litellm-hook` may send that shape, and its tool call text is
+//! scanned too (redactions touch `content` only, as Cato's do).
 //!
 //! Control API: `GET /__mock/requests` (analyze calls), `GET /__mock/streams`
 //! (websocket sessions), `GET|POST /__mock/options`, `POST /__mock/reset`.
@@ -490,8 +493,76 @@ struct RequiredAction<'a> {
 
 #[derive(Serialize)]
 struct RedactedChat<'a> {
-    all_redacted_messages: &'a [AimMessage],
-    redacted_new_message: Option<&'a AimMessage>,
+    all_redacted_messages: &'a [Scanned],
+    redacted_new_message: Option<&'a Scanned>,
+}
+
+/// One message as the detector sees it: Aim's `{role, content}`, or a Cato
+/// message (any role, a null content, text in its tool calls too).
+#[derive(Clone, Debug, Serialize)]
+struct Scanned {
+    role: String,
+    content: Option<String>,
+    /// Text outside `content` (Cato's tool call arguments): scanned, never
+    /// redacted (Cato redacts `content` only).
+    #[serde(skip)]
+    extra: String,
+}
+
+impl From<AimMessage> for Scanned {
+    fn from(m: AimMessage) -> Self {
+        let role = match m.role {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        Scanned {
+            role: role.to_owned(),
+            content: Some(m.content),
+            extra: String::new(),
+        }
+    }
+}
+
+/// Cato's payload: `{"messages": [...]}` of objects with a string role and a
+/// string or null content, whatever else they carry. None when it is not.
+fn parse_cato(body: &[u8]) -> Option<Vec<Scanned>> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let list = value.get("messages")?.as_array()?;
+    list.iter()
+        .map(|m| {
+            let m = m.as_object()?;
+            let role = m.get("role")?.as_str()?.to_owned();
+            let content = match m.get("content") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => return None,
+            };
+            let mut extra = String::new();
+            for key in ["tool_calls", "function_call"] {
+                if let Some(v) = m.get(key) {
+                    collect_strings(v, &mut extra);
+                }
+            }
+            Some(Scanned {
+                role,
+                content,
+                extra,
+            })
+        })
+        .collect()
+}
+
+fn collect_strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push('\n');
+            out.push_str(s);
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Object(o) => o.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
 }
 
 fn detection_message(address: &str) -> String {
@@ -533,7 +604,7 @@ impl Redactor {
 }
 
 /// The body of the 200 answer to a valid analyze call.
-fn answer(opts: &AimOptions, headers: &HeaderMap, mut messages: Vec<AimMessage>) -> Vec<u8> {
+fn answer(opts: &AimOptions, headers: &HeaderMap, mut messages: Vec<Scanned>) -> Vec<u8> {
     let mode = &opts.mode;
     match mode {
         AimMode::Raw(raw) => return to_json(raw),
@@ -550,9 +621,13 @@ fn answer(opts: &AimOptions, headers: &HeaderMap, mut messages: Vec<AimMessage>)
         _ => 0..messages.len(),
     };
     let first = messages[scanned.clone()].iter().find_map(|m| {
-        find_emails(&m.content)
-            .first()
-            .map(|r| m.content[r.clone()].to_owned())
+        [m.content.as_deref().unwrap_or_default(), m.extra.as_str()]
+            .into_iter()
+            .find_map(|text| {
+                find_emails(text)
+                    .first()
+                    .map(|r| text[r.clone()].to_owned())
+            })
     });
     let Some(address) = first else {
         return CLEAN_ANSWER.into();
@@ -566,8 +641,8 @@ fn answer(opts: &AimOptions, headers: &HeaderMap, mut messages: Vec<AimMessage>)
     if *mode == AimMode::Anonymize {
         let mut redactor = Redactor::default();
         for m in &mut messages[scanned] {
-            if let Some(redacted) = redactor.redact(&m.content) {
-                m.content = redacted;
+            if let Some(redacted) = m.content.as_deref().and_then(|c| redactor.redact(c)) {
+                m.content = Some(redacted);
             }
         }
     }
@@ -623,7 +698,12 @@ async fn analyze_answer(
     if let Err(detail) = check_auth(headers, &opts.api_key) {
         return (StatusCode::UNAUTHORIZED, detail.into());
     }
-    let messages = match parse_analyze(body) {
+    let cato = headers.contains_key("x-cato-litellm-hook");
+    let parsed = match cato.then(|| parse_cato(body)).flatten() {
+        Some(messages) => Ok(messages),
+        None => parse_analyze(body).map(|m| m.into_iter().map(Scanned::from).collect()),
+    };
+    let messages = match parsed {
         Ok(messages) => messages,
         Err(detail) => {
             #[derive(Serialize)]

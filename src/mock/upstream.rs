@@ -52,6 +52,9 @@ pub struct UpstreamOptions {
     /// The failure applies only to the first K chat requests after these
     /// options were set (or the mock reset); `None`: to every request.
     pub fail_first: Option<usize>,
+    /// Non-streaming: answer 200 with exactly this body (JSON text, sent
+    /// byte for byte, whatever it says) instead of building a completion.
+    pub completion: Option<String>,
     /// Keep a record of each request; the benchmark turns it off.
     pub record: bool,
 }
@@ -60,6 +63,7 @@ impl Default for UpstreamOptions {
     fn default() -> Self {
         Self {
             reply: None,
+            completion: None,
             chunks: 0,
             latency_ms: 0,
             chunk_interval_ms: 0,
@@ -749,6 +753,9 @@ async fn chat(
         Some(Failure::CloseAfter { chunks }) => (*chunks, End::Abort),
     };
 
+    if let (false, Some(body)) = (streaming, &opts.completion) {
+        return record_and_respond(entry.as_deref(), StatusCode::OK, body.clone().into_bytes());
+    }
     let content: Cow<'_, str> = match &opts.reply {
         Some(reply) => Cow::Borrowed(reply),
         None => req.messages.last().map_or(Cow::Borrowed(""), Message::text),
