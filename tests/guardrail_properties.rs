@@ -1,0 +1,990 @@
+//! The guardrail promise as a property, over generated requests and answers
+//! sent through the real gateway to the recording mock Aim and mock upstream:
+//!
+//! - input: for every request, either the upstream was not called, or every
+//!   marker the upstream received was in what Aim received (before the call:
+//!   pre_call runs first);
+//! - output: every marker of a completion the client receives was in what Aim
+//!   received.
+//!
+//! The oracle is not the gateway's extractor: the generator plants a unique
+//! marker word in every position a model reads (string content, each
+//! text-bearing part whatever its type, tool call arguments, refusal, ... and
+//! shapes the gateway cannot read, where the model might), junk everywhere
+//! else, random Unicode around both (escapes, surrogate pairs, lone
+//! surrogates, control characters), escaped keys, repeated keys and deep
+//! nesting. It then looks for each marker in the raw bytes each side
+//! received, decoding JSON escapes leniently itself.
+//!
+//! `PROPTEST_CASES` sets the number of cases (default 256 per property).
+//! Failures shrink and are saved in `tests/guardrail_properties.regressions`,
+//! which is replayed first on every run.
+
+mod common;
+
+use std::fmt::Write as _;
+
+use common::*;
+use gateway::mock::aim::{AimMode, AimOptions, MockAim};
+use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
+use gateway::server::Running;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+
+// ---- the generated model ----
+
+#[derive(Clone, Debug)]
+enum Piece {
+    /// Lowercase ASCII, digits, spaces.
+    Plain(String),
+    /// Any character, written raw (UTF-8).
+    Raw(char),
+    /// A BMP character as `\uXXXX`.
+    Escaped(char),
+    /// An astral character as an escaped surrogate pair.
+    Pair(char),
+    LoneHigh(u16),
+    LoneLow(u16),
+    /// A raw control character (invalid JSON).
+    Control(u8),
+    /// `\n`, `\t`, `\"`, `\\`, `\/`.
+    Simple(char),
+}
+
+/// A JSON string: pieces, and a marker in the middle when it is in a
+/// position the model reads.
+#[derive(Clone, Debug)]
+struct Text {
+    before: Vec<Piece>,
+    after: Vec<Piece>,
+    /// Write the marker with every character escaped.
+    escape_marker: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Junk {
+    Str(Vec<Piece>),
+    Num(i64),
+    Null,
+    /// Arrays nested this deep around a string.
+    Deep(usize, Vec<Piece>),
+    Obj(Vec<(String, Junk)>),
+}
+
+#[derive(Clone, Debug)]
+enum Part {
+    Typed(&'static str, Text),
+    Refusal(Text),
+    Untyped(Text),
+    Bare(Text),
+    /// `{"type": "text", "text": {"value": marker}}`: a shape no guardrail
+    /// reads, which a model might.
+    TextObject(Text),
+    /// A part type nobody knows, its text in a field of its own.
+    Unknown(&'static str, Text),
+    Image(Junk),
+    Audio,
+    Null,
+}
+
+#[derive(Clone, Debug)]
+enum Content {
+    Str(Text),
+    Null,
+    Parts(Vec<Part>),
+    Number,
+}
+
+#[derive(Clone, Debug)]
+enum Call {
+    Function(Text),
+    Custom(Text),
+    /// Arguments as an object (not a string).
+    ArgsObject(Text),
+}
+
+#[derive(Clone, Debug)]
+enum Field {
+    Content(Content),
+    Refusal(Text),
+    ToolCalls(Vec<Call>),
+    FunctionCall(Text),
+    Reasoning(Text),
+    Name(Vec<Piece>),
+    Extra(String, Junk),
+}
+
+#[derive(Clone, Debug)]
+struct Message {
+    role: &'static str,
+    fields: Vec<Field>,
+    /// Write the keys with an escaped character.
+    escape_keys: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Request {
+    messages: Vec<Message>,
+    stream: bool,
+    /// Which way the guardrail is selected (see `Harness::gateways`).
+    selection: usize,
+    tools: Option<Junk>,
+}
+
+// ---- strategies ----
+//
+// Each takes `hostile`: a hostile request may hold what the gateway must
+// refuse (lone surrogates, raw control characters, nesting past the limit,
+// shapes no guardrail reads); the others only what it must read, so that
+// most of those reach the upstream and the property has something to check.
+
+fn piece(hostile: bool) -> BoxedStrategy<Piece> {
+    let valid = prop_oneof![
+        8 => "[a-z0-9 ]{1,6}".prop_map(Piece::Plain),
+        3 => any::<char>()
+            .prop_filter("not a quote, backslash or control", |c| !matches!(c, '"' | '\\') && !c.is_control())
+            .prop_map(Piece::Raw),
+        2 => any::<char>()
+            .prop_filter("BMP", |c| (*c as u32) < 0x10000)
+            .prop_map(Piece::Escaped),
+        2 => (0x10000u32..0x110000)
+            .prop_filter_map("a char", char::from_u32)
+            .prop_map(Piece::Pair),
+        2 => prop::sample::select(vec!['n', 't', '"', '\\', '/']).prop_map(Piece::Simple),
+    ];
+    if !hostile {
+        return valid.boxed();
+    }
+    prop_oneof![
+        12 => valid,
+        1 => (0xD800u16..0xDC00).prop_map(Piece::LoneHigh),
+        1 => (0xDC00u16..0xE000).prop_map(Piece::LoneLow),
+        1 => (0u8..0x20).prop_map(Piece::Control),
+    ]
+    .boxed()
+}
+
+fn pieces(hostile: bool) -> BoxedStrategy<Vec<Piece>> {
+    prop::collection::vec(piece(hostile), 0..4).boxed()
+}
+
+fn text(hostile: bool) -> BoxedStrategy<Text> {
+    (pieces(hostile), pieces(hostile), prop::bool::weighted(0.15))
+        .prop_map(|(before, after, escape_marker)| Text {
+            before,
+            after,
+            escape_marker,
+        })
+        .boxed()
+}
+
+fn junk(hostile: bool) -> BoxedStrategy<Junk> {
+    let depth = if hostile {
+        prop_oneof![0usize..8, 50usize..70, 120usize..140].boxed()
+    } else {
+        (0usize..20).boxed()
+    };
+    let leaf = prop_oneof![
+        pieces(hostile).prop_map(Junk::Str),
+        any::<i64>().prop_map(Junk::Num),
+        Just(Junk::Null),
+        (depth, pieces(hostile)).prop_map(|(d, p)| Junk::Deep(d, p)),
+    ];
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop::collection::vec(("[a-z_]{1,8}", inner), 0..3).prop_map(Junk::Obj)
+    })
+    .boxed()
+}
+
+fn part(hostile: bool) -> BoxedStrategy<Part> {
+    let h = hostile;
+    let readable = prop_oneof![
+        4 => (prop::sample::select(vec!["text", "input_text", "output_text", "summary_text", "hologram"]), text(h))
+            .prop_map(|(k, t)| Part::Typed(k, t)),
+        1 => text(h).prop_map(Part::Refusal),
+        1 => text(h).prop_map(Part::Untyped),
+        1 => text(h).prop_map(Part::Bare),
+        2 => junk(h).prop_map(Part::Image),
+        1 => Just(Part::Audio),
+    ];
+    if !hostile {
+        return readable.boxed();
+    }
+    prop_oneof![
+        8 => readable,
+        1 => text(h).prop_map(Part::TextObject),
+        1 => (prop::sample::select(vec!["hologram", "input_video", "x"]), text(h)).prop_map(|(k, t)| Part::Unknown(k, t)),
+        1 => Just(Part::Null),
+    ]
+    .boxed()
+}
+
+fn content(hostile: bool) -> BoxedStrategy<Content> {
+    let readable = prop_oneof![
+        4 => text(hostile).prop_map(Content::Str),
+        1 => Just(Content::Null),
+        4 => prop::collection::vec(part(hostile), 0..4).prop_map(Content::Parts),
+    ];
+    if !hostile {
+        return readable.boxed();
+    }
+    prop_oneof![9 => readable, 1 => Just(Content::Number)].boxed()
+}
+
+fn call(hostile: bool) -> BoxedStrategy<Call> {
+    let readable = prop_oneof![
+        4 => text(hostile).prop_map(Call::Function),
+        1 => text(hostile).prop_map(Call::Custom),
+    ];
+    if !hostile {
+        return readable.boxed();
+    }
+    prop_oneof![5 => readable, 1 => text(hostile).prop_map(Call::ArgsObject)].boxed()
+}
+
+fn field(hostile: bool) -> BoxedStrategy<Field> {
+    let h = hostile;
+    prop_oneof![
+        2 => content(h).prop_map(Field::Content),
+        1 => text(h).prop_map(Field::Refusal),
+        1 => prop::collection::vec(call(h), 1..3).prop_map(Field::ToolCalls),
+        1 => text(h).prop_map(Field::FunctionCall),
+        1 => text(h).prop_map(Field::Reasoning),
+        1 => pieces(h).prop_map(Field::Name),
+        1 => ("[a-z_]{1,8}", junk(h)).prop_map(|(k, j)| Field::Extra(k, j)),
+    ]
+    .boxed()
+}
+
+fn message(hostile: bool) -> BoxedStrategy<Message> {
+    (
+        prop::sample::select(vec![
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "developer",
+            "function",
+            "critic",
+        ]),
+        content(hostile),
+        prop::collection::vec(field(hostile), 0..3),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(move |(role, content, mut fields, escape_keys)| {
+            fields.insert(0, Field::Content(content));
+            if !hostile {
+                // One of each: a repeated key is refused (see the hostile
+                // requests), which would leave nothing to check.
+                let mut seen = vec![];
+                fields.retain(|f| {
+                    let kind = match f {
+                        Field::Extra(k, _) => format!("x_{k}"),
+                        other => format!("{:?}", std::mem::discriminant(other)),
+                    };
+                    let new = !seen.contains(&kind);
+                    seen.push(kind);
+                    new
+                });
+            }
+            Message {
+                role,
+                fields,
+                escape_keys,
+            }
+        })
+        .boxed()
+}
+
+fn request_of(hostile: bool) -> BoxedStrategy<Request> {
+    (
+        prop::collection::vec(message(hostile), 1..4),
+        any::<bool>(),
+        0usize..4,
+        prop::option::weighted(0.2, junk(hostile)),
+    )
+        .prop_map(|(messages, stream, selection, tools)| Request {
+            messages,
+            stream,
+            selection,
+            tools,
+        })
+        .boxed()
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![3 => request_of(false), 2 => request_of(true)]
+}
+
+// ---- rendering ----
+
+/// Renders JSON text, numbering the markers it plants.
+#[derive(Default)]
+struct Writer {
+    out: String,
+    markers: Vec<String>,
+}
+
+impl Writer {
+    fn pieces(&mut self, pieces: &[Piece]) {
+        for p in pieces {
+            match p {
+                Piece::Plain(s) => self.out.push_str(s),
+                Piece::Raw(c) => self.out.push(*c),
+                Piece::Escaped(c) => {
+                    let _ = write!(self.out, "\\u{:04x}", *c as u32);
+                }
+                Piece::Pair(c) => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        let _ = write!(self.out, "\\u{u:04x}");
+                    }
+                }
+                Piece::LoneHigh(u) | Piece::LoneLow(u) => {
+                    let _ = write!(self.out, "\\u{u:04x}");
+                }
+                Piece::Control(b) => self.out.push(char::from(*b)),
+                Piece::Simple(c) => {
+                    self.out.push('\\');
+                    self.out.push(*c);
+                }
+            }
+        }
+    }
+
+    fn junk_str(&mut self, pieces: &[Piece]) {
+        self.out.push('"');
+        self.pieces(pieces);
+        self.out.push('"');
+    }
+
+    /// A string in a position the model reads: a new marker inside.
+    fn text(&mut self, t: &Text) {
+        let marker = format!("MRK{}Q", self.markers.len());
+        self.out.push('"');
+        self.pieces(&t.before);
+        self.out.push(' ');
+        if t.escape_marker {
+            for c in marker.chars() {
+                let _ = write!(self.out, "\\u{:04x}", c as u32);
+            }
+        } else {
+            self.out.push_str(&marker);
+        }
+        self.out.push(' ');
+        self.pieces(&t.after);
+        self.out.push('"');
+        self.markers.push(marker);
+    }
+
+    fn key(&mut self, key: &str, escape: bool) {
+        self.out.push('"');
+        if escape && !key.is_empty() {
+            let mut chars = key.chars();
+            if let Some(c) = chars.next() {
+                let _ = write!(self.out, "\\u{:04x}", c as u32);
+            }
+            self.out.extend(chars);
+        } else {
+            self.out.push_str(key);
+        }
+        self.out.push_str("\":");
+    }
+
+    fn junk(&mut self, j: &Junk) {
+        match j {
+            Junk::Str(p) => self.junk_str(p),
+            Junk::Num(n) => {
+                let _ = write!(self.out, "{n}");
+            }
+            Junk::Null => self.out.push_str("null"),
+            Junk::Deep(d, p) => {
+                self.out.push_str(&"[".repeat(*d));
+                self.junk_str(p);
+                self.out.push_str(&"]".repeat(*d));
+            }
+            Junk::Obj(fields) => {
+                self.out.push('{');
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.key(k, false);
+                    self.junk(v);
+                }
+                self.out.push('}');
+            }
+        }
+    }
+
+    fn part(&mut self, p: &Part) {
+        match p {
+            Part::Typed(kind, t) => {
+                let _ = write!(self.out, r#"{{"type":"{kind}","text":"#);
+                self.text(t);
+                self.out.push('}');
+            }
+            Part::Refusal(t) => {
+                self.out.push_str(r#"{"type":"refusal","refusal":"#);
+                self.text(t);
+                self.out.push('}');
+            }
+            Part::Untyped(t) => {
+                self.out.push_str(r#"{"text":"#);
+                self.text(t);
+                self.out.push('}');
+            }
+            Part::Bare(t) => self.text(t),
+            Part::TextObject(t) => {
+                self.out.push_str(r#"{"type":"text","text":{"value":"#);
+                self.text(t);
+                self.out.push_str("}}");
+            }
+            Part::Unknown(kind, t) => {
+                let _ = write!(self.out, r#"{{"type":"{kind}","payload":"#);
+                self.text(t);
+                self.out.push('}');
+            }
+            Part::Image(j) => {
+                self.out
+                    .push_str(r#"{"type":"image_url","image_url":{"url":"#);
+                self.junk(j);
+                self.out.push_str("}}");
+            }
+            Part::Audio => self
+                .out
+                .push_str(r#"{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}"#),
+            Part::Null => self.out.push_str("null"),
+        }
+    }
+
+    fn content(&mut self, c: &Content) {
+        match c {
+            Content::Str(t) => self.text(t),
+            Content::Null => self.out.push_str("null"),
+            Content::Number => self.out.push('7'),
+            Content::Parts(parts) => {
+                self.out.push('[');
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.part(p);
+                }
+                self.out.push(']');
+            }
+        }
+    }
+
+    fn message(&mut self, m: &Message) {
+        self.out.push('{');
+        self.key("role", m.escape_keys);
+        let _ = write!(self.out, "\"{}\"", m.role);
+        for f in &m.fields {
+            self.out.push(',');
+            match f {
+                Field::Content(c) => {
+                    self.key("content", m.escape_keys);
+                    self.content(c);
+                }
+                Field::Refusal(t) => {
+                    self.key("refusal", m.escape_keys);
+                    self.text(t);
+                }
+                Field::ToolCalls(calls) => {
+                    self.key("tool_calls", m.escape_keys);
+                    self.out.push('[');
+                    for (i, c) in calls.iter().enumerate() {
+                        if i > 0 {
+                            self.out.push(',');
+                        }
+                        let _ = write!(self.out, r#"{{"id":"c{i}","#);
+                        match c {
+                            Call::Function(t) => {
+                                self.out.push_str(
+                                    r#""type":"function","function":{"name":"f","arguments":"#,
+                                );
+                                self.text(t);
+                                self.out.push_str("}}");
+                            }
+                            Call::Custom(t) => {
+                                self.out
+                                    .push_str(r#""type":"custom","custom":{"name":"f","input":"#);
+                                self.text(t);
+                                self.out.push_str("}}");
+                            }
+                            Call::ArgsObject(t) => {
+                                self.out.push_str(r#""type":"function","function":{"name":"f","arguments":{"to":"#);
+                                self.text(t);
+                                self.out.push_str("}}}");
+                            }
+                        }
+                    }
+                    self.out.push(']');
+                }
+                Field::FunctionCall(t) => {
+                    self.key("function_call", m.escape_keys);
+                    self.out.push_str(r#"{"name":"f","arguments":"#);
+                    self.text(t);
+                    self.out.push('}');
+                }
+                Field::Reasoning(t) => {
+                    self.key("reasoning_content", m.escape_keys);
+                    self.text(t);
+                }
+                Field::Name(p) => {
+                    self.key("name", m.escape_keys);
+                    self.junk_str(p);
+                }
+                Field::Extra(k, j) => {
+                    self.key(&format!("x_{k}"), false);
+                    self.junk(j);
+                }
+            }
+        }
+        self.out.push('}');
+    }
+
+    fn request(mut self, r: &Request, select: &str) -> (String, Vec<String>) {
+        let _ = write!(
+            self.out,
+            r#"{{"model":"m","stream":{},"messages":["#,
+            r.stream
+        );
+        for (i, m) in r.messages.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            self.message(m);
+        }
+        self.out.push(']');
+        if let Some(tools) = &r.tools {
+            self.out
+                .push_str(r#","tools":[{"type":"function","function":{"name":"f","description":"#);
+            self.junk(tools);
+            self.out.push_str("}}]");
+        }
+        self.out.push_str(select);
+        self.out.push('}');
+        (self.out, self.markers)
+    }
+}
+
+/// Every string literal in `body`, decoded leniently (a lone surrogate
+/// becomes U+FFFD, invalid UTF-8 is replaced), joined with `\u{1}`.
+fn decoded_strings(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    let mut pending_high: Option<u16> = None;
+    while let Some(c) = chars.next() {
+        if !in_string {
+            if c == '"' {
+                in_string = true;
+            }
+            continue;
+        }
+        if c != '\\' {
+            if pending_high.take().is_some() {
+                out.push('\u{FFFD}');
+            }
+            if c == '"' {
+                in_string = false;
+                out.push('\u{1}');
+            } else {
+                out.push(c);
+            }
+            continue;
+        }
+        let Some(e) = chars.next() else { break };
+        if e != 'u' {
+            if pending_high.take().is_some() {
+                out.push('\u{FFFD}');
+            }
+            out.push(match e {
+                'n' => '\n',
+                't' => '\t',
+                'r' => '\r',
+                'b' => '\u{8}',
+                'f' => '\u{c}',
+                other => other,
+            });
+            continue;
+        }
+        let hex: String = chars.by_ref().take(4).collect();
+        let Ok(unit) = u16::from_str_radix(&hex, 16) else {
+            continue;
+        };
+        match (pending_high.take(), unit) {
+            (Some(high), 0xDC00..=0xDFFF) => {
+                let c = 0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(unit) - 0xDC00);
+                out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
+            }
+            (high, 0xD800..=0xDBFF) => {
+                if high.is_some() {
+                    out.push('\u{FFFD}');
+                }
+                pending_high = Some(unit);
+            }
+            (high, _) => {
+                if high.is_some() {
+                    out.push('\u{FFFD}');
+                }
+                out.push(char::from_u32(u32::from(unit)).unwrap_or('\u{FFFD}'));
+            }
+        }
+    }
+    out
+}
+
+// ---- the harness ----
+
+struct Harness {
+    rt: tokio::runtime::Runtime,
+    up: MockUpstream,
+    aim: MockAim,
+    /// One gateway per way of selecting the guardrail: pre_call requested,
+    /// default_on pre_call, the key's pre_call, during_call requested.
+    gateways: Vec<(Running, &'static str, &'static str)>,
+}
+
+impl Harness {
+    fn new(post_call: bool) -> Harness {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (up, aim, gateways) = rt.block_on(async {
+            let up = MockUpstream::start(UpstreamOptions::default()).await;
+            let aim = MockAim::start(AimOptions {
+                mode: AimMode::Pass,
+                ..Default::default()
+            })
+            .await;
+            let config = |params: &str| {
+                format!(
+                    "model_list:\n{}guardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: aim\n      api_key: aim-mock-key\n      api_base: {}\n{params}general_settings:\n  master_key: sk-master\nvirtual_keys:\n  - key: sk-key\n    guardrails: [g]\n",
+                    model("m", &up.url()),
+                    aim.url()
+                )
+            };
+            let mut gateways = vec![];
+            let requested = r#","guardrails":["g"]"#;
+            if post_call {
+                gateways.push((gateway(&config("      mode: post_call\n")).await, "sk-master", requested));
+            } else {
+                gateways.push((gateway(&config("      mode: pre_call\n")).await, "sk-master", requested));
+                gateways.push((
+                    gateway(&config("      mode: pre_call\n      default_on: true\n")).await,
+                    "sk-master",
+                    "",
+                ));
+                gateways.push((gateway(&config("      mode: pre_call\n")).await, "sk-key", ""));
+                gateways.push((gateway(&config("      mode: during_call\n")).await, "sk-master", requested));
+            }
+            (up, aim, gateways)
+        });
+        Harness {
+            rt,
+            up,
+            aim,
+            gateways,
+        }
+    }
+
+    fn post(&self, which: usize, body: String) -> (u16, Vec<u8>) {
+        let (gw, key, _) = &self.gateways[which % self.gateways.len()];
+        self.rt.block_on(async {
+            let resp = client()
+                .post(format!("{}/v1/chat/completions", gw.url()))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.unwrap_or_default().to_vec())
+        })
+    }
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        source_file: Some(file!()),
+        ..Config::default()
+    })
+}
+
+/// What the mock Aim received (every call), decoded.
+fn aim_saw(aim: &MockAim) -> String {
+    aim.requests()
+        .iter()
+        .map(|r| decoded_strings(&r.body))
+        .collect::<Vec<_>>()
+        .join("\u{2}")
+}
+
+/// Input: every marker the upstream received, Aim had received.
+fn check_input(h: &Harness, r: &Request) -> Result<(), TestCaseError> {
+    h.up.reset();
+    h.aim.reset();
+    let select = h.gateways[r.selection % h.gateways.len()].2;
+    let (body, markers) = Writer::default().request(r, select);
+    let (status, answer) = h.post(r.selection, body.clone());
+    let upstream = h.up.requests();
+    if let Ok(mut stats) = STATS.lock() {
+        stats.push((status, upstream.len(), markers.len()));
+    }
+    if upstream.is_empty() {
+        return Ok(());
+    }
+    let seen = aim_saw(&h.aim);
+    let received = decoded_strings(&upstream[0].body);
+    for m in &markers {
+        prop_assert!(
+            !received.contains(m.as_str()) || seen.contains(m.as_str()),
+            "{m} reached the upstream unread by Aim (status {status}, {})\nbody: {body}\nupstream got: {}\nAim got: {seen}",
+            String::from_utf8_lossy(&answer),
+            String::from_utf8_lossy(&upstream[0].body),
+        );
+    }
+    Ok(())
+}
+
+/// Per case: status, upstream calls, markers planted.
+static STATS: std::sync::Mutex<Vec<(u16, usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+#[test]
+fn what_the_upstream_receives_aim_has_read() {
+    let h = Harness::new(false);
+    runner()
+        .run(&request(), |r| check_input(&h, &r))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A property over requests that never reach the upstream checks
+    // nothing: most valid requests must get there.
+    let stats = STATS.lock().unwrap();
+    let reached = stats.iter().filter(|(_, up, _)| *up > 0).count();
+    eprintln!("{reached} of {} requests reached the upstream", stats.len());
+    assert!(reached * 4 >= stats.len(), "{reached} of {}", stats.len());
+}
+
+// ---- output ----
+
+#[derive(Clone, Debug)]
+enum OutField {
+    Content(Content),
+    Refusal(Text),
+    ToolCalls(Vec<Call>),
+    FunctionCall(Text),
+    Reasoning(Text),
+    Transcript(Text),
+    Extra(String, Junk),
+}
+
+#[derive(Clone, Debug)]
+struct Completion {
+    choices: Vec<Vec<OutField>>,
+    logprobs: bool,
+    usage_junk: Option<Junk>,
+}
+
+fn out_field(hostile: bool) -> BoxedStrategy<OutField> {
+    let h = hostile;
+    prop_oneof![
+        3 => content(h).prop_map(OutField::Content),
+        1 => text(h).prop_map(OutField::Refusal),
+        1 => prop::collection::vec(call(h), 1..3).prop_map(OutField::ToolCalls),
+        1 => text(h).prop_map(OutField::FunctionCall),
+        1 => text(h).prop_map(OutField::Reasoning),
+        1 => text(h).prop_map(OutField::Transcript),
+        1 => ("[a-z_]{1,8}", junk(h)).prop_map(|(k, j)| OutField::Extra(k, j)),
+    ]
+    .boxed()
+}
+
+fn out_fields(hostile: bool) -> BoxedStrategy<Vec<OutField>> {
+    prop::collection::vec(out_field(hostile), 1..4)
+        .prop_map(move |mut fields| {
+            if !hostile {
+                let mut seen = vec![];
+                fields.retain(|f| {
+                    let kind = match f {
+                        OutField::Extra(k, _) => format!("x_{k}"),
+                        other => format!("{:?}", std::mem::discriminant(other)),
+                    };
+                    let new = !seen.contains(&kind);
+                    seen.push(kind);
+                    new
+                });
+            }
+            fields
+        })
+        .boxed()
+}
+
+fn completion_of(hostile: bool) -> BoxedStrategy<Completion> {
+    (
+        prop::collection::vec(out_fields(hostile), 1..3),
+        prop::bool::weighted(0.1),
+        prop::option::weighted(0.2, junk(hostile)),
+    )
+        .prop_map(|(choices, logprobs, usage_junk)| Completion {
+            choices,
+            logprobs,
+            usage_junk,
+        })
+        .boxed()
+}
+
+fn completion() -> impl Strategy<Value = Completion> {
+    prop_oneof![3 => completion_of(false), 2 => completion_of(true)]
+}
+
+impl Writer {
+    fn completion(mut self, c: &Completion) -> (String, Vec<String>) {
+        self.out.push_str(
+            r#"{"id":"chatcmpl-p","object":"chat.completion","created":1,"model":"m","choices":["#,
+        );
+        for (i, fields) in c.choices.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let _ = write!(self.out, r#"{{"index":{i},"message":{{"role":"assistant""#);
+            for f in fields {
+                self.out.push(',');
+                match f {
+                    OutField::Content(content) => {
+                        self.key("content", false);
+                        self.content(content);
+                    }
+                    OutField::Refusal(t) => {
+                        self.key("refusal", false);
+                        self.text(t);
+                    }
+                    OutField::ToolCalls(calls) => {
+                        self.message_tool_calls(calls);
+                    }
+                    OutField::FunctionCall(t) => {
+                        self.key("function_call", false);
+                        self.out.push_str(r#"{"name":"f","arguments":"#);
+                        self.text(t);
+                        self.out.push('}');
+                    }
+                    OutField::Reasoning(t) => {
+                        self.key("reasoning_content", false);
+                        self.text(t);
+                    }
+                    OutField::Transcript(t) => {
+                        self.key("audio", false);
+                        self.out
+                            .push_str(r#"{"id":"a","data":"AAAA","transcript":"#);
+                        self.text(t);
+                        self.out.push('}');
+                    }
+                    OutField::Extra(k, j) => {
+                        self.key(&format!("x_{k}"), false);
+                        self.junk(j);
+                    }
+                }
+            }
+            self.out.push('}');
+            if c.logprobs {
+                self.out.push_str(r#","logprobs":{"content":[]}"#);
+            }
+            self.out.push_str(r#","finish_reason":"stop"}"#);
+        }
+        self.out.push(']');
+        if let Some(j) = &c.usage_junk {
+            self.out.push_str(r#","system_fingerprint":"#);
+            self.junk(j);
+        }
+        self.out
+            .push_str(r#","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#);
+        (self.out, self.markers)
+    }
+
+    fn message_tool_calls(&mut self, calls: &[Call]) {
+        let message = Message {
+            role: "assistant",
+            fields: vec![Field::ToolCalls(calls.to_vec())],
+            escape_keys: false,
+        };
+        // Render the call list alone: the message writer's tool_calls arm.
+        let mut inner = Writer {
+            out: String::new(),
+            markers: std::mem::take(&mut self.markers),
+        };
+        inner.message(&message);
+        self.markers = inner.markers;
+        // `{"role":"assistant","tool_calls":[...]}` -> `"tool_calls":[...]`
+        let start = inner.out.find("\"tool_calls\"").unwrap_or(0);
+        self.out.push_str(&inner.out[start..inner.out.len() - 1]);
+    }
+}
+
+/// Output: every marker the client receives, Aim had received.
+fn check_output(h: &Harness, c: &Completion, stream: bool) -> Result<(), TestCaseError> {
+    h.up.reset();
+    h.aim.reset();
+    let (answer, markers) = Writer::default().completion(c);
+    h.up.set_options(UpstreamOptions {
+        completion: Some(answer.clone()),
+        ..Default::default()
+    });
+    let body = format!(
+        r#"{{"model":"m","stream":{stream},"guardrails":["g"],"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    let (status, got) = h.post(0, body);
+    if let Ok(mut stats) = OUT_STATS.lock() {
+        stats.push(status);
+    }
+    if !(200..300).contains(&status) {
+        return Ok(());
+    }
+    let seen = aim_saw(&h.aim);
+    let streams: String = h
+        .aim
+        .streams()
+        .iter()
+        .flat_map(|s| s.frames.iter().map(|f| decoded_strings(f.as_bytes())))
+        .collect();
+    let received = decoded_strings(&got);
+    for m in &markers {
+        prop_assert!(
+            !received.contains(m.as_str())
+                || seen.contains(m.as_str())
+                || streams.contains(m.as_str()),
+            "{m} reached the client unread by Aim\ncompletion: {answer}\nclient got: {}\nAim got: {seen}",
+            String::from_utf8_lossy(&got),
+        );
+    }
+    Ok(())
+}
+
+/// Per case: the status the client got.
+static OUT_STATS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+#[test]
+fn what_the_client_receives_aim_has_read() {
+    let h = Harness::new(true);
+    runner()
+        .run(&completion(), |c| check_output(&h, &c, false))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stats = OUT_STATS.lock().unwrap();
+    let answered = stats.iter().filter(|s| (200..300).contains(*s)).count();
+    eprintln!(
+        "{answered} of {} completions reached the client",
+        stats.len()
+    );
+    assert!(answered * 4 >= stats.len(), "{answered} of {}", stats.len());
+}
+
+#[test]
+fn the_oracle_decodes_what_json_says() {
+    let s = decoded_strings(br#"{"a":"x\u004dRK1Q \ud83d\ude00 \ud800 \n"}"#);
+    assert!(s.contains("xMRK1Q \u{1F600} \u{FFFD} \n"), "{s:?}");
+}
