@@ -112,14 +112,18 @@ enum Field {
     Reasoning(Text),
     Name(Vec<Piece>),
     Extra(String, Junk),
+    /// A second `content` under another spelling of the key (1 escaped,
+    /// 2 capitals): read by a case-insensitive decoder upstream.
+    Shadow(u8, Content),
 }
 
 #[derive(Clone, Debug)]
 struct Message {
     role: &'static str,
     fields: Vec<Field>,
-    /// Write the keys with an escaped character.
-    escape_keys: bool,
+    /// Write the keys as they are (0), with an escaped character (1), or in
+    /// capitals (2: a case-insensitive decoder upstream still reads them).
+    key_style: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -133,12 +137,28 @@ struct Request {
 
 // ---- strategies ----
 //
-// Each takes `hostile`: a hostile request may hold what the gateway must
-// refuse (lone surrogates, raw control characters, nesting past the limit,
-// shapes no guardrail reads); the others only what it must read, so that
-// most of those reach the upstream and the property has something to check.
+// Each takes `Hostile`: which kind of thing the gateway must refuse a
+// request may hold (lone surrogates and raw controls; shapes no guardrail
+// reads; nesting past the limit; repeated keys in other spellings). One kind
+// per request, so one cannot hide another behind its refusal; most requests
+// hold none and reach the upstream, so the property has something to check.
 
-fn piece(hostile: bool) -> BoxedStrategy<Piece> {
+#[derive(Clone, Copy, Debug, Default)]
+struct Hostile {
+    unicode: bool,
+    shapes: bool,
+    depth: bool,
+    keys: bool,
+}
+
+const CALM: Hostile = Hostile {
+    unicode: false,
+    shapes: false,
+    depth: false,
+    keys: false,
+};
+
+fn piece(h: Hostile) -> BoxedStrategy<Piece> {
     let valid = prop_oneof![
         8 => "[a-z0-9 ]{1,6}".prop_map(Piece::Plain),
         3 => any::<char>()
@@ -152,7 +172,7 @@ fn piece(hostile: bool) -> BoxedStrategy<Piece> {
             .prop_map(Piece::Pair),
         2 => prop::sample::select(vec!['n', 't', '"', '\\', '/']).prop_map(Piece::Simple),
     ];
-    if !hostile {
+    if !h.unicode {
         return valid.boxed();
     }
     prop_oneof![
@@ -164,12 +184,12 @@ fn piece(hostile: bool) -> BoxedStrategy<Piece> {
     .boxed()
 }
 
-fn pieces(hostile: bool) -> BoxedStrategy<Vec<Piece>> {
-    prop::collection::vec(piece(hostile), 0..4).boxed()
+fn pieces(h: Hostile) -> BoxedStrategy<Vec<Piece>> {
+    prop::collection::vec(piece(h), 0..4).boxed()
 }
 
-fn text(hostile: bool) -> BoxedStrategy<Text> {
-    (pieces(hostile), pieces(hostile), prop::bool::weighted(0.15))
+fn text(h: Hostile) -> BoxedStrategy<Text> {
+    (pieces(h), pieces(h), prop::bool::weighted(0.15))
         .prop_map(|(before, after, escape_marker)| Text {
             before,
             after,
@@ -178,17 +198,17 @@ fn text(hostile: bool) -> BoxedStrategy<Text> {
         .boxed()
 }
 
-fn junk(hostile: bool) -> BoxedStrategy<Junk> {
-    let depth = if hostile {
+fn junk(h: Hostile) -> BoxedStrategy<Junk> {
+    let depth = if h.depth {
         prop_oneof![0usize..8, 50usize..70, 120usize..140].boxed()
     } else {
         (0usize..20).boxed()
     };
     let leaf = prop_oneof![
-        pieces(hostile).prop_map(Junk::Str),
+        pieces(h).prop_map(Junk::Str),
         any::<i64>().prop_map(Junk::Num),
         Just(Junk::Null),
-        (depth, pieces(hostile)).prop_map(|(d, p)| Junk::Deep(d, p)),
+        (depth, pieces(h)).prop_map(|(d, p)| Junk::Deep(d, p)),
     ];
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop::collection::vec(("[a-z_]{1,8}", inner), 0..3).prop_map(Junk::Obj)
@@ -196,8 +216,7 @@ fn junk(hostile: bool) -> BoxedStrategy<Junk> {
     .boxed()
 }
 
-fn part(hostile: bool) -> BoxedStrategy<Part> {
-    let h = hostile;
+fn part(h: Hostile) -> BoxedStrategy<Part> {
     let readable = prop_oneof![
         4 => (prop::sample::select(vec!["text", "input_text", "output_text", "summary_text", "hologram"]), text(h))
             .prop_map(|(k, t)| Part::Typed(k, t)),
@@ -207,7 +226,7 @@ fn part(hostile: bool) -> BoxedStrategy<Part> {
         2 => junk(h).prop_map(Part::Image),
         1 => Just(Part::Audio),
     ];
-    if !hostile {
+    if !h.shapes {
         return readable.boxed();
     }
     prop_oneof![
@@ -219,32 +238,31 @@ fn part(hostile: bool) -> BoxedStrategy<Part> {
     .boxed()
 }
 
-fn content(hostile: bool) -> BoxedStrategy<Content> {
+fn content(h: Hostile) -> BoxedStrategy<Content> {
     let readable = prop_oneof![
-        4 => text(hostile).prop_map(Content::Str),
+        4 => text(h).prop_map(Content::Str),
         1 => Just(Content::Null),
-        4 => prop::collection::vec(part(hostile), 0..4).prop_map(Content::Parts),
+        4 => prop::collection::vec(part(h), 0..4).prop_map(Content::Parts),
     ];
-    if !hostile {
+    if !h.shapes {
         return readable.boxed();
     }
     prop_oneof![9 => readable, 1 => Just(Content::Number)].boxed()
 }
 
-fn call(hostile: bool) -> BoxedStrategy<Call> {
+fn call(h: Hostile) -> BoxedStrategy<Call> {
     let readable = prop_oneof![
-        4 => text(hostile).prop_map(Call::Function),
-        1 => text(hostile).prop_map(Call::Custom),
+        4 => text(h).prop_map(Call::Function),
+        1 => text(h).prop_map(Call::Custom),
     ];
-    if !hostile {
+    if !h.shapes {
         return readable.boxed();
     }
-    prop_oneof![5 => readable, 1 => text(hostile).prop_map(Call::ArgsObject)].boxed()
+    prop_oneof![5 => readable, 1 => text(h).prop_map(Call::ArgsObject)].boxed()
 }
 
-fn field(hostile: bool) -> BoxedStrategy<Field> {
-    let h = hostile;
-    prop_oneof![
+fn field(h: Hostile) -> BoxedStrategy<Field> {
+    let fields = prop_oneof![
         2 => content(h).prop_map(Field::Content),
         1 => text(h).prop_map(Field::Refusal),
         1 => prop::collection::vec(call(h), 1..3).prop_map(Field::ToolCalls),
@@ -252,11 +270,18 @@ fn field(hostile: bool) -> BoxedStrategy<Field> {
         1 => text(h).prop_map(Field::Reasoning),
         1 => pieces(h).prop_map(Field::Name),
         1 => ("[a-z_]{1,8}", junk(h)).prop_map(|(k, j)| Field::Extra(k, j)),
+    ];
+    if !h.keys {
+        return fields.boxed();
+    }
+    prop_oneof![
+        2 => fields,
+        1 => (1u8..3, content(h)).prop_map(|(style, c)| Field::Shadow(style, c)),
     ]
     .boxed()
 }
 
-fn message(hostile: bool) -> BoxedStrategy<Message> {
+fn message(h: Hostile) -> BoxedStrategy<Message> {
     (
         prop::sample::select(vec![
             "system",
@@ -267,13 +292,13 @@ fn message(hostile: bool) -> BoxedStrategy<Message> {
             "function",
             "critic",
         ]),
-        content(hostile),
-        prop::collection::vec(field(hostile), 0..3),
-        prop::bool::weighted(0.1),
+        content(h),
+        prop::collection::vec(field(h), 0..3),
+        prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 0, 0, 1, 2]),
     )
-        .prop_map(move |(role, content, mut fields, escape_keys)| {
+        .prop_map(move |(role, content, mut fields, key_style)| {
             fields.insert(0, Field::Content(content));
-            if !hostile {
+            if !h.keys {
                 // One of each: a repeated key is refused (see the hostile
                 // requests), which would leave nothing to check.
                 let mut seen = vec![];
@@ -290,18 +315,18 @@ fn message(hostile: bool) -> BoxedStrategy<Message> {
             Message {
                 role,
                 fields,
-                escape_keys,
+                key_style,
             }
         })
         .boxed()
 }
 
-fn request_of(hostile: bool) -> BoxedStrategy<Request> {
+fn request_of(h: Hostile) -> BoxedStrategy<Request> {
     (
-        prop::collection::vec(message(hostile), 1..4),
+        prop::collection::vec(message(h), 1..4),
         any::<bool>(),
         0usize..4,
-        prop::option::weighted(0.2, junk(hostile)),
+        prop::option::weighted(0.2, junk(h)),
     )
         .prop_map(|(messages, stream, selection, tools)| Request {
             messages,
@@ -312,8 +337,34 @@ fn request_of(hostile: bool) -> BoxedStrategy<Request> {
         .boxed()
 }
 
+/// Calm requests, and one kind of hostility at a time.
+fn hostilities() -> [Hostile; 4] {
+    [
+        Hostile {
+            unicode: true,
+            ..CALM
+        },
+        Hostile {
+            shapes: true,
+            ..CALM
+        },
+        Hostile {
+            depth: true,
+            ..CALM
+        },
+        Hostile { keys: true, ..CALM },
+    ]
+}
+
 fn request() -> impl Strategy<Value = Request> {
-    prop_oneof![3 => request_of(false), 2 => request_of(true)]
+    let [unicode, shapes, depth, keys] = hostilities();
+    prop_oneof![
+        6 => request_of(CALM),
+        1 => request_of(unicode),
+        1 => request_of(shapes),
+        1 => request_of(depth),
+        2 => request_of(keys),
+    ]
 }
 
 // ---- rendering ----
@@ -377,9 +428,11 @@ impl Writer {
         self.markers.push(marker);
     }
 
-    fn key(&mut self, key: &str, escape: bool) {
+    fn key(&mut self, key: &str, style: u8) {
         self.out.push('"');
-        if escape && !key.is_empty() {
+        if style == 2 {
+            self.out.push_str(&key.to_uppercase());
+        } else if style == 1 && !key.is_empty() {
             let mut chars = key.chars();
             if let Some(c) = chars.next() {
                 let _ = write!(self.out, "\\u{:04x}", c as u32);
@@ -409,7 +462,7 @@ impl Writer {
                     if i > 0 {
                         self.out.push(',');
                     }
-                    self.key(k, false);
+                    self.key(k, 0);
                     self.junk(v);
                 }
                 self.out.push('}');
@@ -478,21 +531,21 @@ impl Writer {
 
     fn message(&mut self, m: &Message) {
         self.out.push('{');
-        self.key("role", m.escape_keys);
+        self.key("role", m.key_style);
         let _ = write!(self.out, "\"{}\"", m.role);
         for f in &m.fields {
             self.out.push(',');
             match f {
                 Field::Content(c) => {
-                    self.key("content", m.escape_keys);
+                    self.key("content", m.key_style);
                     self.content(c);
                 }
                 Field::Refusal(t) => {
-                    self.key("refusal", m.escape_keys);
+                    self.key("refusal", m.key_style);
                     self.text(t);
                 }
                 Field::ToolCalls(calls) => {
-                    self.key("tool_calls", m.escape_keys);
+                    self.key("tool_calls", m.key_style);
                     self.out.push('[');
                     for (i, c) in calls.iter().enumerate() {
                         if i > 0 {
@@ -523,22 +576,26 @@ impl Writer {
                     self.out.push(']');
                 }
                 Field::FunctionCall(t) => {
-                    self.key("function_call", m.escape_keys);
+                    self.key("function_call", m.key_style);
                     self.out.push_str(r#"{"name":"f","arguments":"#);
                     self.text(t);
                     self.out.push('}');
                 }
                 Field::Reasoning(t) => {
-                    self.key("reasoning_content", m.escape_keys);
+                    self.key("reasoning_content", m.key_style);
                     self.text(t);
                 }
                 Field::Name(p) => {
-                    self.key("name", m.escape_keys);
+                    self.key("name", m.key_style);
                     self.junk_str(p);
                 }
                 Field::Extra(k, j) => {
-                    self.key(&format!("x_{k}"), false);
+                    self.key(&format!("x_{k}"), 0);
                     self.junk(j);
+                }
+                Field::Shadow(style, c) => {
+                    self.key("content", *style);
+                    self.content(c);
                 }
             }
         }
@@ -783,6 +840,7 @@ enum OutField {
     Reasoning(Text),
     Transcript(Text),
     Extra(String, Junk),
+    Shadow(u8, Content),
 }
 
 #[derive(Clone, Debug)]
@@ -792,9 +850,8 @@ struct Completion {
     usage_junk: Option<Junk>,
 }
 
-fn out_field(hostile: bool) -> BoxedStrategy<OutField> {
-    let h = hostile;
-    prop_oneof![
+fn out_field(h: Hostile) -> BoxedStrategy<OutField> {
+    let fields = prop_oneof![
         3 => content(h).prop_map(OutField::Content),
         1 => text(h).prop_map(OutField::Refusal),
         1 => prop::collection::vec(call(h), 1..3).prop_map(OutField::ToolCalls),
@@ -802,14 +859,21 @@ fn out_field(hostile: bool) -> BoxedStrategy<OutField> {
         1 => text(h).prop_map(OutField::Reasoning),
         1 => text(h).prop_map(OutField::Transcript),
         1 => ("[a-z_]{1,8}", junk(h)).prop_map(|(k, j)| OutField::Extra(k, j)),
+    ];
+    if !h.keys {
+        return fields.boxed();
+    }
+    prop_oneof![
+        3 => fields,
+        1 => (1u8..3, content(h)).prop_map(|(style, c)| OutField::Shadow(style, c)),
     ]
     .boxed()
 }
 
-fn out_fields(hostile: bool) -> BoxedStrategy<Vec<OutField>> {
-    prop::collection::vec(out_field(hostile), 1..4)
+fn out_fields(h: Hostile) -> BoxedStrategy<Vec<OutField>> {
+    prop::collection::vec(out_field(h), 1..4)
         .prop_map(move |mut fields| {
-            if !hostile {
+            if !h.keys {
                 let mut seen = vec![];
                 fields.retain(|f| {
                     let kind = match f {
@@ -826,11 +890,11 @@ fn out_fields(hostile: bool) -> BoxedStrategy<Vec<OutField>> {
         .boxed()
 }
 
-fn completion_of(hostile: bool) -> BoxedStrategy<Completion> {
+fn completion_of(h: Hostile) -> BoxedStrategy<Completion> {
     (
-        prop::collection::vec(out_fields(hostile), 1..3),
+        prop::collection::vec(out_fields(h), 1..3),
         prop::bool::weighted(0.1),
-        prop::option::weighted(0.2, junk(hostile)),
+        prop::option::weighted(0.2, junk(h)),
     )
         .prop_map(|(choices, logprobs, usage_junk)| Completion {
             choices,
@@ -841,7 +905,14 @@ fn completion_of(hostile: bool) -> BoxedStrategy<Completion> {
 }
 
 fn completion() -> impl Strategy<Value = Completion> {
-    prop_oneof![3 => completion_of(false), 2 => completion_of(true)]
+    let [unicode, shapes, depth, keys] = hostilities();
+    prop_oneof![
+        6 => completion_of(CALM),
+        1 => completion_of(unicode),
+        1 => completion_of(shapes),
+        1 => completion_of(depth),
+        1 => completion_of(keys),
+    ]
 }
 
 impl Writer {
@@ -858,36 +929,40 @@ impl Writer {
                 self.out.push(',');
                 match f {
                     OutField::Content(content) => {
-                        self.key("content", false);
+                        self.key("content", 0);
                         self.content(content);
                     }
                     OutField::Refusal(t) => {
-                        self.key("refusal", false);
+                        self.key("refusal", 0);
                         self.text(t);
                     }
                     OutField::ToolCalls(calls) => {
                         self.message_tool_calls(calls);
                     }
                     OutField::FunctionCall(t) => {
-                        self.key("function_call", false);
+                        self.key("function_call", 0);
                         self.out.push_str(r#"{"name":"f","arguments":"#);
                         self.text(t);
                         self.out.push('}');
                     }
                     OutField::Reasoning(t) => {
-                        self.key("reasoning_content", false);
+                        self.key("reasoning_content", 0);
                         self.text(t);
                     }
                     OutField::Transcript(t) => {
-                        self.key("audio", false);
+                        self.key("audio", 0);
                         self.out
                             .push_str(r#"{"id":"a","data":"AAAA","transcript":"#);
                         self.text(t);
                         self.out.push('}');
                     }
                     OutField::Extra(k, j) => {
-                        self.key(&format!("x_{k}"), false);
+                        self.key(&format!("x_{k}"), 0);
                         self.junk(j);
+                    }
+                    OutField::Shadow(style, content) => {
+                        self.key("content", *style);
+                        self.content(content);
                     }
                 }
             }
@@ -911,7 +986,7 @@ impl Writer {
         let message = Message {
             role: "assistant",
             fields: vec![Field::ToolCalls(calls.to_vec())],
-            escape_keys: false,
+            key_style: 0,
         };
         // Render the call list alone: the message writer's tool_calls arm.
         let mut inner = Writer {

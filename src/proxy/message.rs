@@ -276,7 +276,7 @@ impl<'de> Visitor<'de> for CompletionVisitor {
         let mut choices = None;
         let mut seen = false;
         while let Some(Str(key)) = map.next_key::<Str>()? {
-            if key == "choices" {
+            if folded(&key) == "choices" {
                 once(&mut seen, &key)?;
                 choices = Some(map.next_value::<&RawValue>()?);
             } else {
@@ -298,7 +298,7 @@ impl<'de> Visitor<'de> for ChoiceVisitor {
         let (mut message, mut logprobs) = (None, false);
         let mut seen = [false; 2];
         while let Some(Str(key)) = map.next_key::<Str>()? {
-            match &*key {
+            match &*folded(&key) {
                 "message" => {
                     once(&mut seen[0], &key)?;
                     let raw = map.next_value::<&RawValue>()?;
@@ -500,6 +500,27 @@ impl<'de> Visitor<'de> for ValSeed {
     }
 }
 
+/// A key as the most lenient decoder upstream matches it: Go's
+/// encoding/json (behind some OpenAI-compatible servers) takes `Content` or
+/// `CONTENT` for `content`, folding ASCII case and the two non-ASCII letters
+/// that fold onto ASCII ones (`ſ` onto `s`, the Kelvin sign onto `k`). So a
+/// read key is recognised in any of those spellings, and two of them in one
+/// object are a repeated key.
+pub fn folded(key: &str) -> Cow<'_, str> {
+    if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Cow::Borrowed(key);
+    }
+    Cow::Owned(
+        key.chars()
+            .map(|c| match c {
+                '\u{17F}' => 's',
+                '\u{212A}' => 'k',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect(),
+    )
+}
+
 /// Reject a second occurrence of a key whose value is read: a JSON parser
 /// upstream may keep either one, and the guardrail must have read the one
 /// the model gets.
@@ -542,7 +563,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
         let mut m = MessageFields::default();
         let mut seen = [false; 7];
         while let Some(Str(key)) = map.next_key::<Str>()? {
-            match &*key {
+            match &*folded(&key) {
                 "role" => {
                     once(&mut seen[0], &key)?;
                     m.role = map.next_value_seed(ValSeed { depth })?;
@@ -726,7 +747,7 @@ impl<'de> Visitor<'de> for PartSeed<'_> {
         let (mut kind, mut text, mut refusal) = (Val::Absent, Val::Absent, Val::Absent);
         let mut seen = [false; 3];
         while let Some(Str(key)) = map.next_key::<Str>()? {
-            match &*key {
+            match &*folded(&key) {
                 "type" => {
                     once(&mut seen[0], &key)?;
                     kind = map.next_value_seed(ValSeed { depth })?;
@@ -984,7 +1005,7 @@ impl<'de> Visitor<'de> for InnerSeed {
         let mut found = Val::Absent;
         let mut seen = false;
         while let Some(Str(key)) = map.next_key::<Str>()? {
-            if key == self.field {
+            if folded(&key) == self.field {
                 once(&mut seen, &key)?;
                 found = map.next_value_seed(ValSeed { depth })?;
             } else {
@@ -1060,6 +1081,22 @@ mod tests {
             r#"{"role":"user","content":"a","content":"b"}"#,
             r#"{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}"#,
             r#"{"role":"user","tool_calls":[{"function":{"arguments":"a","arguments":"b"}}]}"#,
+        ] {
+            assert!(
+                msg(bad).unwrap_err().to_string().contains("duplicate key"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_are_read_as_a_case_insensitive_decoder_reads_them() {
+        let m = msg(r#"{"ROLE":"user","Content":"a"}"#).unwrap();
+        assert_eq!(m.texts().collect::<Vec<_>>(), ["a"]);
+        for bad in [
+            r#"{"role":"user","content":"a","Content":"b"}"#,
+            r#"{"role":"user","content":"a","refusal":"b","REFU\u017fAL":"c"}"#,
+            r#"{"role":"user","content":[{"type":"text","text":"a","TEXT":"b"}]}"#,
         ] {
             assert!(
                 msg(bad).unwrap_err().to_string().contains("duplicate key"),

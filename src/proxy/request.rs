@@ -48,7 +48,16 @@ impl<'a> ChatRequest<'a> {
             };
             Error::invalid(message, None)
         })?;
-        for (key, raw) in &fields {
+        for (i, (key, raw)) in fields.iter().enumerate() {
+            // Two spellings of one key (`messages` and `Messages`): which one
+            // a case-insensitive decoder upstream keeps cannot be known.
+            let name = message::folded(key);
+            if fields[..i].iter().any(|(k, _)| message::folded(k) == name) {
+                return Err(Error::invalid(
+                    format!("Invalid request body: duplicate key '{key}'"),
+                    Some(key),
+                ));
+            }
             if key != "messages" {
                 message::check(raw.get(), 1).map_err(|e| {
                     Error::invalid(format!("Invalid request body: '{key}': {e}"), Some(key))
@@ -71,7 +80,13 @@ impl<'a> ChatRequest<'a> {
                 Err(_) => return Err(wrong_type("model", "a string")),
             },
         };
-        let Some(messages) = get("messages") else {
+        // Found in any spelling a lenient decoder upstream would read.
+        let messages = fields
+            .iter()
+            .find(|(k, _)| message::folded(k) == "messages")
+            .map(|(_, v)| *v)
+            .filter(|v| v.get() != "null");
+        let Some(messages) = messages else {
             return Err(missing("messages"));
         };
         let messages = decode_messages(messages)?;
@@ -107,11 +122,12 @@ impl<'a> ChatRequest<'a> {
         })
     }
 
-    /// A top-level field as sent (null counts as absent).
+    /// A top-level field as sent, in any spelling a lenient decoder upstream
+    /// would read (null counts as absent).
     pub fn field(&self, name: &str) -> Option<&'a RawValue> {
         self.fields
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| message::folded(k) == name)
             .map(|(_, v)| *v)
             .filter(|v| v.get() != "null")
     }
@@ -152,7 +168,8 @@ impl<'a> ChatRequest<'a> {
             push_key(&mut out, key);
             if key == "model" {
                 let _ = serde_json::to_writer(&mut out, model);
-            } else if let Some((_, new)) = rewrites.iter().find(|(k, _)| *k == key) {
+            } else if let Some((_, new)) = rewrites.iter().find(|(k, _)| message::folded(key) == *k)
+            {
                 out.extend_from_slice(new);
             } else {
                 out.extend_from_slice(raw.get().as_bytes());
@@ -445,6 +462,21 @@ mod tests {
                 other => panic!("{input}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn spellings_of_one_key_are_refused_and_rewrites_find_any() {
+        assert!(matches!(
+            ChatRequest::parse(
+                br#"{"model":"m","messages":[{"role":"user","content":"a"}],"Messages":[]}"#
+            ),
+            Err(Error::InvalidRequest { .. })
+        ));
+        let r = ChatRequest::parse(br#"{"model":"m","Messages":[{"role":"user","content":"a"}]}"#)
+            .unwrap();
+        assert_eq!(r.messages.len(), 1);
+        let out = String::from_utf8(r.upstream_body("u", &[("messages", b"[]")], &[])).unwrap();
+        assert_eq!(out, r#"{"model":"u","Messages":[]}"#);
     }
 
     #[test]
