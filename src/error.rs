@@ -242,7 +242,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Every configured secret (deployment keys, guardrail keys, the master key,
 /// virtual keys), to take out of anything an upstream echoes back before a
-/// client sees it: an upstream's 401 may quote the key it was sent.
+/// client sees it: an upstream's 401 may quote the key it was sent. Values
+/// under [`MIN_SECRET`] characters are placeholders (`EMPTY`, `none`,
+/// `sk-1234` for a local model), not secrets: masking every `none` in an
+/// error message would only garble it.
 #[derive(Default)]
 pub struct Secrets(Vec<(Vec<u8>, Vec<u8>)>);
 
@@ -256,7 +259,7 @@ impl Secrets {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut list: Vec<(Vec<u8>, Vec<u8>)> = vec![];
         for s in secrets {
-            if s.is_empty() || list.iter().any(|(k, _)| k == s.as_bytes()) {
+            if s.chars().count() < MIN_SECRET || list.iter().any(|(k, _)| k == s.as_bytes()) {
                 continue;
             }
             list.push((s.as_bytes().to_vec(), mask(s).into_bytes()));
@@ -289,14 +292,13 @@ impl Secrets {
     }
 }
 
-/// `sk-...` and the secret's last 4 characters (none for a secret under 8,
-/// whose last 4 would be half of it).
+/// The shortest configured value treated as a secret.
+pub const MIN_SECRET: usize = 8;
+
+/// `sk-...` and the secret's last 4 characters.
 fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 8 {
-        return "sk-...".to_owned();
-    }
-    let last: String = chars[chars.len() - 4..].iter().collect();
+    let last: String = chars[chars.len().saturating_sub(4)..].iter().collect();
     format!("sk-...{last}")
 }
 
@@ -326,15 +328,17 @@ mod tests {
         let s = Secrets::new([
             "sk-upstream-secret-1234",
             "sk-upstream-secret-1234-longer",
-            "pw12",
+            "key",
+            "EMPTY",
             "",
         ]);
+        // Placeholders under 8 characters are not secrets: "key" stays.
         let body = Bytes::from_static(
-            br#"{"error":{"message":"Incorrect API key provided: sk-upstream-secret-1234 (and sk-upstream-secret-1234-longer); pw12"}}"#,
+            br#"{"error":{"message":"Incorrect API key provided: sk-upstream-secret-1234 (and sk-upstream-secret-1234-longer); EMPTY"}}"#,
         );
         assert_eq!(
             &s.scrub(body)[..],
-            br#"{"error":{"message":"Incorrect API key provided: sk-...1234 (and sk-...nger); sk-..."}}"#
+            br#"{"error":{"message":"Incorrect API key provided: sk-...1234 (and sk-...nger); EMPTY"}}"#
         );
         let clean = Bytes::from_static(b"nothing here");
         let out = Secrets::new(["sk-abcdefgh"]).scrub(clean.clone());
