@@ -12,6 +12,10 @@
 //!    guardrail vendor is an error; a key we do not implement is a warning, so
 //!    a real LiteLLM config still loads.
 
+pub mod compat;
+pub mod models;
+pub mod yaml;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
