@@ -39,10 +39,13 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may use the model `model` (the name asked for,
+    /// also when a wildcard group serves it): a virtual key's `models` list
+    /// names or `*` patterns (`config::models::key_allows`).
     pub fn may_use(&self, model: &str) -> bool {
         match self {
             Caller::Virtual(k) => {
-                k.cfg.models.is_empty() || k.cfg.models.iter().any(|m| m == model)
+                k.cfg.models.is_empty() || crate::config::models::key_allows(&k.cfg.models, model)
             }
             _ => true,
         }
@@ -74,6 +77,7 @@ const NO_KEY: &str = "Authentication Error, No api key passed in.";
 const MALFORMED: &str =
     "Authentication Error, Malformed API Key passed in. Ensure Key has `Bearer ` prefix.";
 const INVALID: &str = "Authentication Error, Invalid proxy server token passed.";
+const BLOCKED: &str = "Authentication Error, this key is blocked.";
 
 impl Keys {
     pub fn new(config: &Config) -> Self {
@@ -119,9 +123,11 @@ impl Keys {
         if bool::from(master) {
             return Ok(Caller::Master);
         }
-        found
-            .map(|k| Caller::Virtual(k.clone()))
-            .ok_or(Error::Unauthorized(INVALID))
+        match found {
+            Some(k) if k.cfg.blocked => Err(Error::Unauthorized(BLOCKED)),
+            Some(k) => Ok(Caller::Virtual(k.clone())),
+            None => Err(Error::Unauthorized(INVALID)),
+        }
     }
 }
 

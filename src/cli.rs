@@ -118,27 +118,43 @@ pub fn load(cli: &Cli, env: &Env) -> Result<Option<config::Config>, ExitCode> {
     let (config, warnings) = match config::load(&path, env) {
         Ok(v) => v,
         Err(e) => {
-            for w in &e.warnings {
-                eprintln!("warning: {w}");
-            }
-            eprintln!("{}: {} error(s)", path.display(), e.errors.len());
-            for err in &e.errors {
-                eprintln!("  error: {err}");
+            let refused = e.errors.iter().filter(|i| i.kind.is_refusal()).count();
+            let text = format!(
+                "{}: not loaded: {refused} refused, {} error(s), {} warning(s)\n{}",
+                path.display(),
+                e.errors.len() - refused,
+                e.warnings.len(),
+                issues(&e.errors, &e.warnings),
+            );
+            // --check's report is its output; a failed start reports on stderr.
+            if cli.check {
+                print!("{text}");
+            } else {
+                eprint!("{text}");
             }
             return Err(ExitCode::FAILURE);
         }
     };
     if cli.check {
-        for w in &warnings {
-            eprintln!("warning: {w}");
-        }
-        print!("{}: ok\n{}", path.display(), config.summary());
+        print!(
+            "{}: ok, {} warning(s)\n{}{}",
+            path.display(),
+            warnings.len(),
+            issues(&[], &warnings),
+            config.summary()
+        );
         return Ok(None);
     }
     for w in &warnings {
-        tracing::warn!(path = %w.path, "config: {}", w.message);
+        tracing::warn!(path = %w.path, "config: {}: {}", w.kind.heading(), w.message);
     }
     Ok(Some(config))
+}
+
+/// Errors and warnings grouped by what they mean (see `config::compat`).
+fn issues(errors: &[config::Issue], warnings: &[config::Issue]) -> String {
+    let all: Vec<config::Issue> = errors.iter().chain(warnings).cloned().collect();
+    config::report(&all)
 }
 
 /// Serve `config` on the CLI's address until SIGINT or SIGTERM.

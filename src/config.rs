@@ -1,6 +1,8 @@
 //! The config file: LiteLLM's YAML schema in, a validated [`Config`] out.
 //!
-//! Loading happens in three passes over a `serde_yaml::Value`, so that every
+//! The file is read as LiteLLM reads it ([`yaml`]: PyYAML's YAML 1.1 rules,
+//! duplicate keys, merge keys; [`include`]: other files merged in), then
+//! validated in three passes over the `serde_yaml::Value`, so that every
 //! problem in the file is reported at once with its path
 //! (`model_list[2].litellm_params.model`) instead of one per restart:
 //!
@@ -10,7 +12,15 @@
 //!    variable; a missing one is an error naming variable and path;
 //! 3. each section is decoded by hand: a wrong type, an unknown provider or
 //!    guardrail vendor is an error; a key we do not implement is a warning, so
-//!    a real LiteLLM config still loads.
+//!    a real LiteLLM config still loads, unless it asks for a protection the
+//!    gateway cannot give: then it is refused ([`compat`], "fail safe").
+//!
+//! Model names (bare names, wildcards, key model lists) live in [`models`].
+
+pub mod compat;
+pub mod include;
+pub mod models;
+pub mod yaml;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -20,6 +30,9 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 use serde_yaml::{Mapping, Value};
+
+use compat::{Kind, Rule};
+use models::{ModelKind, Pattern};
 
 /// A secret from the config: a provider key, an Aim key, a client key.
 /// `Debug` and `Display` never show it.
@@ -74,6 +87,8 @@ impl Env {
 pub struct Issue {
     pub path: String,
     pub message: String,
+    /// What it means: refused, invalid, or which kind of ignored.
+    pub kind: Kind,
 }
 
 impl fmt::Display for Issue {
@@ -95,12 +110,31 @@ pub struct Errors {
 
 impl fmt::Display for Errors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid config: {} error(s)", self.errors.len())?;
-        for e in &self.errors {
-            writeln!(f, "  error: {e}")?;
-        }
-        Ok(())
+        let refused = self.errors.iter().filter(|e| e.kind.is_refusal()).count();
+        writeln!(
+            f,
+            "config refused: {refused} refused, {} error(s)",
+            self.errors.len() - refused
+        )?;
+        f.write_str(&report(&self.errors))
     }
+}
+
+/// Issues grouped under their kind's heading (refusals first), each on its
+/// own indented line: what `--check` prints.
+pub fn report(issues: &[Issue]) -> String {
+    use std::fmt::Write;
+    let mut kinds: Vec<Kind> = issues.iter().map(|i| i.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut out = String::new();
+    for kind in kinds {
+        let _ = writeln!(out, "{}", kind.heading());
+        for issue in issues.iter().filter(|i| i.kind == kind) {
+            let _ = writeln!(out, "  {issue}");
+        }
+    }
+    out
 }
 
 impl std::error::Error for Errors {}
@@ -116,6 +150,8 @@ pub struct Config {
     pub virtual_keys: Vec<Arc<VirtualKey>>,
     pub router: RouterSettings,
     pub server: ServerSettings,
+    /// The files `include` merged in, in the order they were read.
+    pub included: Vec<std::path::PathBuf>,
 }
 
 /// How a provider expects to be called.
@@ -134,10 +170,15 @@ pub struct Deployment {
     pub id: String,
     /// The public name clients ask for.
     pub model_name: String,
+    /// Set when `model_name` has `*`s: this deployment serves the names it
+    /// matches (see [`models`]).
+    pub pattern: Option<Pattern>,
     /// The provider prefix, e.g. `openai`.
     pub provider: String,
     pub flavor: Flavor,
-    /// The model name the upstream expects (the part after the prefix).
+    /// The model name the upstream expects (the part after the prefix). For
+    /// a wildcard deployment, a template: each `*` stands for what the
+    /// pattern's `*` matched.
     pub upstream_model: String,
     /// The full URL requests are posted to, parsed once (None only for a
     /// `mock_response` deployment without an api_base).
@@ -156,6 +197,25 @@ pub struct Deployment {
     pub weight: Option<f64>,
     /// LiteLLM's `mock_response`: answer with this text, no network call.
     pub mock_response: Option<String>,
+}
+
+/// One `model_list` entry, validated.
+enum Entry {
+    Chat(Box<Deployment>),
+    Unserved(UnservedModel),
+}
+
+/// A `model_list` entry for a kind of model the gateway does not serve
+/// (image generation, audio, embeddings, ...): it loads with a warning, and a
+/// request for its name gets a 400 saying what it is.
+#[derive(Clone, Debug)]
+pub struct UnservedModel {
+    pub model_name: String,
+    pub kind: ModelKind,
+    /// How the kind was known: `model_info.mode: ...`, or from a name.
+    pub why: String,
+    /// `model_list[3]`.
+    pub path: String,
 }
 
 /// Which vendor protocol a guardrail speaks.
@@ -214,6 +274,8 @@ pub struct VirtualKey {
     pub tpm_limit: Option<u64>,
     pub max_parallel_requests: Option<u64>,
     pub disable_global_guardrails: bool,
+    /// LiteLLM's `blocked: true`: the key is known, and refused (401).
+    pub blocked: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -239,6 +301,9 @@ pub struct RouterSettings {
     pub max_fallbacks: usize,
     pub allowed_fails: u32,
     pub cooldown_time: Duration,
+    /// Names in `model_list` of kinds the gateway does not serve: the router
+    /// answers them with a 400 that says so, before any wildcard.
+    pub unserved: Vec<UnservedModel>,
 }
 
 /// Gateway-wide serving settings (`general_settings`).
@@ -260,34 +325,91 @@ pub struct ServerSettings {
 pub const DEFAULT_AIM_BASE: &str = "https://api.aim.security";
 pub const DEFAULT_CATO_BASE: &str = "https://api.aisec.catonetworks.com";
 
-/// Read and validate a config file.
+/// Read and validate a config file, and the files it includes.
 pub fn load(path: &Path, env: &Env) -> Result<(Config, Vec<Issue>), Errors> {
-    let text = std::fs::read_to_string(path).map_err(|e| Errors {
-        errors: vec![Issue {
-            path: String::new(),
-            message: format!("cannot read {}: {e}", path.display()),
-        }],
-        warnings: vec![],
-    })?;
-    parse(&text, env)
+    let mut errors = vec![];
+    let mut warnings = vec![];
+    let root = match include::read(path, None, &mut warnings) {
+        Ok(v) => v,
+        Err(message) => {
+            return Err(Errors {
+                errors: vec![Issue {
+                    path: String::new(),
+                    message,
+                    kind: Kind::Invalid,
+                }],
+                warnings,
+            });
+        }
+    };
+    let (root, origins) = include::merge(root, path, &mut errors, &mut warnings);
+    let mut result = validate(root, env, errors, warnings);
+    // A problem in an included entry names its file (notes about loading
+    // name theirs already).
+    let (errors, warnings) = match &mut result {
+        Ok((config, warnings)) => {
+            config.included = origins.included().to_vec();
+            (None, warnings)
+        }
+        Err(e) => (Some(&mut e.errors), &mut e.warnings),
+    };
+    let issues = errors.into_iter().flatten().chain(warnings.iter_mut());
+    for issue in issues.filter(|i| i.kind != Kind::Loading) {
+        if let Some(file) = origins.file_of(&issue.path) {
+            issue.message = format!("{} (in {})", issue.message, file.display());
+        }
+    }
+    result
 }
 
-/// Validate a config from YAML text.
+/// Validate a config from YAML text (no `include`: that needs a file).
 pub fn parse(text: &str, env: &Env) -> Result<(Config, Vec<Issue>), Errors> {
-    let mut root: Value = serde_yaml::from_str(text).map_err(|e| Errors {
+    let parsed = yaml::parse(text).map_err(|e| Errors {
         errors: vec![Issue {
             path: String::new(),
             message: format!("not valid YAML: {e}"),
+            kind: Kind::Invalid,
         }],
         warnings: vec![],
     })?;
+    let mut errors = vec![];
+    let warnings = parsed
+        .duplicates
+        .into_iter()
+        .map(|(path, line)| Issue {
+            path,
+            message: format!(
+                "duplicate key at line {line}: the last value is used (as PyYAML does)"
+            ),
+            kind: Kind::Loading,
+        })
+        .collect();
+    let mut root = parsed.value;
+    if let Value::Mapping(m) = &mut root
+        && m.remove("include").is_some()
+    {
+        errors.push(Issue {
+            path: "include".to_owned(),
+            message: "include needs a config file to resolve paths against".to_owned(),
+            kind: Kind::Invalid,
+        });
+    }
+    validate(root, env, errors, warnings)
+}
+
+fn validate(
+    mut root: Value,
+    env: &Env,
+    errors: Vec<Issue>,
+    warnings: Vec<Issue>,
+) -> Result<(Config, Vec<Issue>), Errors> {
     if root.is_null() {
         root = Value::Mapping(Mapping::new());
     }
     let mut cx = Cx {
         env: env.clone(),
-        errors: vec![],
-        warnings: vec![],
+        errors,
+        warnings,
     };
     let config = cx.root(&mut root);
     match config {
@@ -331,28 +453,55 @@ fn field<'v>(map: &'v Mapping, key: &str) -> Option<&'v Value> {
 
 impl Cx {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(Issue {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.issue(Kind::Invalid, path, message);
     }
 
     fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Issue {
+        self.issue(Kind::Unsupported, path, message);
+    }
+
+    /// An issue of `kind`: an error when it is a refusal or invalid, else a
+    /// warning.
+    fn issue(&mut self, kind: Kind, path: impl Into<String>, message: impl Into<String>) {
+        let issue = Issue {
             path: path.into(),
             message: message.into(),
-        });
+            kind,
+        };
+        if kind.is_refusal() || kind == Kind::Invalid {
+            self.errors.push(issue);
+        } else {
+            self.warnings.push(issue);
+        }
+    }
+
+    /// Apply `rule` to `path` set to `value`: refuse it when it asks for a
+    /// protection, warn otherwise.
+    fn apply(&mut self, rule: Rule, path: String, value: &Value) {
+        match rule {
+            Rule::Refuse(kind, why) if compat::asks_for_something(value) => {
+                self.issue(kind, path, why)
+            }
+            // Set to null or false: it asks for nothing.
+            Rule::Refuse(..) => {}
+            Rule::Ignore(kind, note) => self.issue(kind, path, note),
+        }
+    }
+
+    /// Every key of `map` not in `known`, through `rule` (see [`compat`]).
+    fn other_keys(&mut self, map: &Mapping, path: &str, known: &[&str], rule: fn(&str) -> Rule) {
+        for (key, value) in map {
+            match key.as_str() {
+                Some(k) if known.contains(&k) => {}
+                Some(k) => self.apply(rule(k), join(path, k), value),
+                None => self.warn(path, "non-string key, ignored"),
+            }
+        }
     }
 
     /// Warn about every key of `map` not in `known`.
     fn unknown_keys(&mut self, map: &Mapping, path: &str, known: &[&str]) {
-        for key in map.keys() {
-            match key.as_str() {
-                Some(k) if known.contains(&k) => {}
-                Some(k) => self.warn(join(path, k), "unknown or unsupported key, ignored"),
-                None => self.warn(path, "non-string key, ignored"),
-            }
-        }
+        self.other_keys(map, path, known, compat::not_implemented);
     }
 
     fn mapping<'v>(&mut self, v: &'v Value, path: &str) -> Option<&'v Mapping> {
@@ -524,13 +673,30 @@ impl Cx {
                 self.error("environment_variables", "variable names must be strings");
                 continue;
             };
+            let path = join("environment_variables", name);
             let value = match v {
-                Value::String(s) => s.clone(),
+                Value::String(s) => match s.strip_prefix("os.environ/") {
+                    // LiteLLM reads these from the environment, and sets
+                    // nothing when that has no such variable.
+                    Some(from) => match self.env.get(from) {
+                        Some(value) => value,
+                        None => continue,
+                    },
+                    None => s.clone(),
+                },
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
+                Value::Null => {
+                    self.issue(
+                        Kind::Loading,
+                        path,
+                        "no value: the variable is set empty, which os.environ/ treats as unset (LiteLLM sets the text \"None\")",
+                    );
+                    String::new()
+                }
                 other => {
                     self.error(
-                        join("environment_variables", name),
+                        path,
                         format!("expected a string, found {}", type_name(other)),
                     );
                     continue;
@@ -591,7 +757,7 @@ impl Cx {
             }
         }
         let map = &*map;
-        self.unknown_keys(
+        self.other_keys(
             map,
             "",
             &[
@@ -603,15 +769,30 @@ impl Cx {
                 "litellm_settings",
                 "environment_variables",
             ],
+            compat::top_level,
         );
+        let empty = Mapping::new();
+        let litellm = match field(map, "litellm_settings") {
+            Some(v) => self.mapping(v, "litellm_settings").unwrap_or(&empty),
+            None => &empty,
+        };
 
-        let guardrails = self.guardrails(map);
-        let deployments = self.model_list(map);
-        let groups: HashSet<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
+        let mut guardrails = self.guardrails(map);
+        self.legacy_guardrails(litellm, &mut guardrails);
+        self.callbacks(litellm);
+        let (deployments, unserved) = self.model_list(map);
+        let names = Names::new(&deployments, &unserved);
         let guardrail_names: HashSet<&str> = guardrails.iter().map(|g| g.name.as_str()).collect();
-        let (master_key, server) = self.general_settings(map);
-        let virtual_keys = self.virtual_keys(map, &groups, &guardrail_names, master_key.as_ref());
-        let router = self.router_settings(map, &groups);
+        let (master_key, server, key_parallel) = self.general_settings(map);
+        let virtual_keys = self.virtual_keys(
+            map,
+            &names,
+            &guardrail_names,
+            master_key.as_ref(),
+            key_parallel,
+        );
+        let mut router = self.router_settings(map, litellm, &names);
+        router.unserved = unserved;
 
         Some(Config {
             deployments: deployments.into_iter().map(Arc::new).collect(),
@@ -620,44 +801,78 @@ impl Cx {
             virtual_keys,
             router,
             server,
+            included: vec![],
         })
     }
 
-    fn model_list(&mut self, root: &Mapping) -> Vec<Deployment> {
+    fn model_list(&mut self, root: &Mapping) -> (Vec<Deployment>, Vec<UnservedModel>) {
         let Some(v) = field(root, "model_list") else {
             self.warn(
                 "model_list",
                 "no models configured; every request will be refused",
             );
-            return vec![];
+            return (vec![], vec![]);
         };
         let Some(items) = self.sequence(v, "model_list") else {
-            return vec![];
+            return (vec![], vec![]);
         };
         let mut out = Vec::with_capacity(items.len());
+        let mut unserved: Vec<UnservedModel> = vec![];
         let mut ids = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("model_list[{i}]");
-            if let Some(d) = self.deployment(item, &path, i) {
-                if !ids.insert(d.id.clone()) {
-                    self.error(
-                        format!("{path}.model_info.id"),
-                        format!("duplicate deployment id {:?}", d.id),
-                    );
+            match self.deployment(item, &path, i) {
+                Some(Entry::Chat(d)) => {
+                    if !ids.insert(d.id.clone()) {
+                        self.error(
+                            format!("{path}.model_info.id"),
+                            format!("duplicate deployment id {:?}", d.id),
+                        );
+                    }
+                    out.push(*d);
                 }
-                out.push(d);
+                Some(Entry::Unserved(u)) => unserved.push(u),
+                None => {}
             }
         }
-        out
+        // A name with chat deployments is a chat group: other entries of
+        // that name are not used.
+        unserved.retain(|u| {
+            let chat = out.iter().any(|d| d.model_name == u.model_name);
+            if chat {
+                self.issue(
+                    Kind::Unserved,
+                    u.path.clone(),
+                    format!(
+                        "{} named '{}', like chat deployments: not used",
+                        u.kind.describe(),
+                        u.model_name
+                    ),
+                );
+            } else {
+                self.issue(
+                    Kind::Unserved,
+                    u.path.clone(),
+                    format!(
+                        "'{}' is {} ({}): not served; a request for it gets a 400",
+                        u.model_name,
+                        u.kind.describe(),
+                        u.why
+                    ),
+                );
+            }
+            !chat
+        });
+        (out, unserved)
     }
 
-    fn deployment(&mut self, item: &Value, path: &str, index: usize) -> Option<Deployment> {
+    fn deployment(&mut self, item: &Value, path: &str, index: usize) -> Option<Entry> {
         let map = self.mapping(item, path)?;
         self.unknown_keys(map, path, &["model_name", "litellm_params", "model_info"]);
         let model_name = self.required_string(map, path, "model_name");
         let (params, params_path) = self.required_mapping(map, path, "litellm_params")?;
         let p = params_path.as_str();
-        self.unknown_keys(
+        self.other_keys(
             params,
             p,
             &[
@@ -675,6 +890,7 @@ impl Cx {
                 "mock_response",
                 "custom_llm_provider",
             ],
+            compat::deployment_param,
         );
         let model = self.required_string(params, p, "model");
         let custom_provider = self.string(params, p, "custom_llm_provider");
@@ -690,16 +906,38 @@ impl Cx {
         let mock_response = self.string(params, p, "mock_response");
         let mut extra_headers = self.headers(params, p, "extra_headers");
 
-        let model_info_id = match field(map, "model_info") {
+        let (model_info_id, mode) = match field(map, "model_info") {
             Some(info) => {
-                let info = self.mapping(info, &join(path, "model_info"))?;
-                self.string(info, &join(path, "model_info"), "id")
+                let info_path = join(path, "model_info");
+                let info = self.mapping(info, &info_path)?;
+                for (k, v) in info {
+                    if let Some(rule) = k.as_str().and_then(compat::model_info) {
+                        let key = k.as_str().unwrap_or_default();
+                        self.apply(rule, join(&info_path, key), v);
+                    }
+                }
+                (
+                    self.string(info, &info_path, "id"),
+                    self.mode(info, &info_path),
+                )
             }
-            None => None,
+            None => (None, None),
         };
 
         let model_name = model_name?;
         let model = model?;
+        let unserved = |kind: ModelKind, why: String| {
+            Some(Entry::Unserved(UnservedModel {
+                model_name: model_name.clone(),
+                kind,
+                why,
+                path: path.to_owned(),
+            }))
+        };
+        // A kind the gateway does not serve: nothing else about it matters.
+        if let Some(kind) = mode.clone().filter(|k| !k.is_chat()) {
+            return unserved(kind.clone(), format!("model_info.mode: {}", kind.mode()));
+        }
         let (provider_name, upstream_model) =
             match split_provider(&model, custom_provider.as_deref()) {
                 Ok(v) => v,
@@ -708,6 +946,27 @@ impl Cx {
                     return None;
                 }
             };
+        // OpenAI's names say what the model does (`dall-e-3` draws); an Azure
+        // entry for such a model may even have no deployment name (`azure/`),
+        // and then its model_name says it.
+        if mode.is_none() && matches!(provider_name.as_str(), "openai" | "azure") {
+            let named = if upstream_model.is_empty() {
+                &model_name
+            } else {
+                &upstream_model
+            };
+            let kind = models::openai_kind(named);
+            if !kind.is_chat() {
+                return unserved(kind, format!("inferred from '{named}'"));
+            }
+        }
+        if upstream_model.is_empty() {
+            self.error(
+                join(p, "model"),
+                format!("'{model}' names no model or deployment after the provider"),
+            );
+            return None;
+        }
         let Some(provider) = PROVIDERS.iter().find(|pr| pr.prefix == provider_name) else {
             let message = if UNSUPPORTED_PROVIDERS.contains(&provider_name.as_str()) {
                 format!(
@@ -723,6 +982,23 @@ impl Cx {
             self.error(join(p, "model"), message);
             return None;
         };
+
+        let pattern = Pattern::new(&model_name);
+        if upstream_model.contains('*') {
+            if provider.flavor == Flavor::Azure {
+                self.error(
+                    join(p, "model"),
+                    "a wildcard in an azure/ deployment name is not supported (the deployment is part of the URL)",
+                );
+                return None;
+            }
+            if pattern.is_none() {
+                self.warn(
+                    join(p, "model"),
+                    format!("model_name '{model_name}' has no '*': '{upstream_model}' is sent upstream as it is"),
+                );
+            }
+        }
 
         let api_base = api_base.or_else(|| self.env.first(provider.base_env));
         let api_key = api_key.or_else(|| self.env.first(provider.key_env));
@@ -812,9 +1088,10 @@ impl Cx {
             ]);
             format!("{digest:016x}")
         });
-        Some(Deployment {
+        Some(Entry::Chat(Box::new(Deployment {
             id,
             model_name,
+            pattern,
             provider: provider_name,
             flavor: provider.flavor,
             upstream_model,
@@ -828,7 +1105,20 @@ impl Cx {
             tpm,
             weight,
             mock_response,
-        })
+        })))
+    }
+
+    /// `model_info.mode`: LiteLLM's kind of model.
+    fn mode(&mut self, info: &Mapping, path: &str) -> Option<ModelKind> {
+        let mode = self.string(info, path, "mode")?;
+        let kind = ModelKind::from_mode(&mode);
+        if kind.is_none() {
+            self.warn(
+                join(path, "mode"),
+                format!("unknown mode '{mode}': served as a chat model"),
+            );
+        }
+        kind
     }
 
     fn headers(&mut self, map: &Mapping, path: &str, key: &str) -> Vec<(HeaderName, HeaderValue)> {
@@ -917,20 +1207,20 @@ impl Cx {
         );
         let vendor = self.required_string(params, p, "guardrail");
         let modes = self.modes(params, p, name.as_deref().unwrap_or("?"));
-        let api_key = self.string(params, p, "api_key").filter(|k| !k.is_empty());
-        let api_base = self.string(params, p, "api_base").filter(|b| !b.is_empty());
         let default_on = self.boolean(params, p, "default_on").unwrap_or(false);
-        let timeout = self
-            .seconds(params, p, "timeout")
-            .unwrap_or(Duration::from_secs(10));
-        let fail_open = self.fail_open(params, p);
-        let block_uninspectable = self
-            .boolean(params, p, "block_uninspectable")
-            .unwrap_or(false);
-
         let vendor = match vendor?.as_str() {
             "aim" => Vendor::Aim,
             "cato_networks" => Vendor::CatoNetworks,
+            other if compat::is_guardrail_vendor(other) => {
+                self.issue(
+                    Kind::RefusedCheck,
+                    join(p, "guardrail"),
+                    format!(
+                        "guardrail vendor '{other}' is not implemented (supported: aim, cato_networks): requests would go unchecked"
+                    ),
+                );
+                return None;
+            }
             other => {
                 self.error(
                     join(p, "guardrail"),
@@ -939,6 +1229,30 @@ impl Cx {
                 return None;
             }
         };
+        self.vendor_guardrail(name, vendor, params, p, modes, default_on)
+    }
+
+    /// A guardrail of a vendor the gateway speaks, from its parameters
+    /// (`api_key`, `api_base`, `timeout`, `fail_open`; the vendor's env
+    /// variables otherwise).
+    fn vendor_guardrail(
+        &mut self,
+        name: Option<String>,
+        vendor: Vendor,
+        params: &Mapping,
+        p: &str,
+        modes: Option<Modes>,
+        default_on: bool,
+    ) -> Option<GuardrailConfig> {
+        let api_key = self.string(params, p, "api_key").filter(|k| !k.is_empty());
+        let api_base = self.string(params, p, "api_base").filter(|b| !b.is_empty());
+        let timeout = self
+            .seconds(params, p, "timeout")
+            .unwrap_or(Duration::from_secs(10));
+        let fail_open = self.fail_open(params, p);
+        let block_uninspectable = self
+            .boolean(params, p, "block_uninspectable")
+            .unwrap_or(false);
         let (key_env, base_env, default_base, key_message) = match vendor {
             Vendor::Aim => (
                 "AIM_API_KEY",
@@ -1012,6 +1326,213 @@ impl Cx {
         open
     }
 
+    /// `litellm_settings.guardrails`, LiteLLM's older spelling of
+    /// guardrails: `[{name: {callbacks: [aim], default_on: true,
+    /// callback_args: {aim: {api_key: ...}}}}]`. A callback the gateway
+    /// speaks becomes a guardrail called `name`, selected as any other (by
+    /// default_on, by the request, by the key). LiteLLM runs such a callback
+    /// on every hook; here it runs `callback_args.<vendor>.mode`, by default
+    /// pre_call and post_call (during_call would repeat the pre_call check).
+    /// Any other guardrail callback is refused, as in `callbacks`.
+    fn legacy_guardrails(&mut self, litellm: &Mapping, out: &mut Vec<GuardrailConfig>) {
+        let Some(v) = field(litellm, "guardrails") else {
+            return;
+        };
+        let Some(items) = self.sequence(v, "litellm_settings.guardrails") else {
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("litellm_settings.guardrails[{i}]");
+            let Some(entries) = self.mapping(item, &path) else {
+                continue;
+            };
+            for (name, spec) in entries {
+                let Some(name) = name.as_str() else {
+                    self.error(&path, "guardrail names must be strings");
+                    continue;
+                };
+                let path = join(&path, name);
+                let Some(spec) = self.mapping(spec, &path) else {
+                    continue;
+                };
+                self.unknown_keys(
+                    spec,
+                    &path,
+                    &[
+                        "callbacks",
+                        "default_on",
+                        "logging_only",
+                        "enabled_roles",
+                        "callback_args",
+                    ],
+                );
+                if field(spec, "callbacks").is_none() {
+                    self.error(join(&path, "callbacks"), "is required");
+                    continue;
+                }
+                let callbacks = self.string_list(spec, &path, "callbacks");
+                let default_on = self.boolean(spec, &path, "default_on").unwrap_or(false);
+                let logging_only = self.boolean(spec, &path, "logging_only").unwrap_or(false);
+                let empty = Mapping::new();
+                let args = match field(spec, "callback_args") {
+                    Some(a) => self
+                        .mapping(a, &join(&path, "callback_args"))
+                        .unwrap_or(&empty),
+                    None => &empty,
+                };
+                let mut spoken: Option<&str> = None;
+                for (j, callback) in callbacks.iter().enumerate() {
+                    let cpath = format!("{path}.callbacks[{j}]");
+                    if logging_only {
+                        self.issue(
+                            Kind::LoggingCallback,
+                            cpath,
+                            format!("'{callback}' with logging_only: it would only redact what is logged, and the gateway logs no messages"),
+                        );
+                        continue;
+                    }
+                    let vendor = match callback.as_str() {
+                        "aim" => Vendor::Aim,
+                        "cato_networks" => Vendor::CatoNetworks,
+                        other => {
+                            self.callback(&cpath, other, true);
+                            continue;
+                        }
+                    };
+                    if let Some(first) = spoken {
+                        self.error(
+                            cpath,
+                            format!(
+                                "'{name}' already runs {first}: give each guardrail vendor its own entry"
+                            ),
+                        );
+                        continue;
+                    }
+                    spoken = Some(vendor.name());
+                    let apath = join(&join(&path, "callback_args"), callback);
+                    let params = match field(args, callback) {
+                        Some(a) => self.mapping(a, &apath).unwrap_or(&empty),
+                        None => &empty,
+                    };
+                    self.unknown_keys(
+                        params,
+                        &apath,
+                        &["mode", "api_key", "api_base", "timeout", "fail_open"],
+                    );
+                    let modes = if field(params, "mode").is_some() {
+                        self.modes(params, &apath, name)
+                    } else {
+                        Some(Modes {
+                            pre_call: true,
+                            during_call: false,
+                            post_call: true,
+                        })
+                    };
+                    let g = self.vendor_guardrail(
+                        Some(name.to_owned()),
+                        vendor,
+                        params,
+                        &apath,
+                        modes,
+                        default_on,
+                    );
+                    if let Some(g) = g {
+                        if out.iter().any(|o| o.name == g.name) {
+                            self.error(&path, format!("duplicate guardrail name '{}'", g.name));
+                            continue;
+                        }
+                        out.push(g);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The callback lists of `litellm_settings`. In `callbacks` (hooks that
+    /// run before and after the call, and may block it) a guardrail, a rate
+    /// limiter or custom code is refused; the other lists only log.
+    fn callbacks(&mut self, litellm: &Mapping) {
+        const LOGGING_LISTS: &[&str] = &[
+            "success_callback",
+            "failure_callback",
+            "service_callback",
+            "input_callback",
+            "audit_log_callbacks",
+        ];
+        for key in std::iter::once("callbacks").chain(LOGGING_LISTS.iter().copied()) {
+            let Some(v) = field(litellm, key) else {
+                continue;
+            };
+            let path = join("litellm_settings", key);
+            // LiteLLM takes a single string as one custom callback.
+            let items: Vec<(String, &Value)> = match v {
+                Value::Sequence(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| (format!("{path}[{i}]"), item))
+                    .collect(),
+                other => vec![(path.clone(), other)],
+            };
+            for (ipath, item) in items {
+                let Value::String(name) = item else {
+                    self.error(
+                        ipath,
+                        format!("expected a string, found {}", type_name(item)),
+                    );
+                    continue;
+                };
+                if key == "callbacks" {
+                    self.callback(&ipath, name, false);
+                } else {
+                    self.issue(Kind::LoggingCallback, ipath, format!("'{name}'"));
+                }
+            }
+        }
+    }
+
+    /// One entry of `litellm_settings.callbacks` (or of a legacy guardrail's
+    /// callbacks) the gateway does not run.
+    fn callback(&mut self, path: &str, name: &str, legacy: bool) {
+        let hint = if legacy {
+            ""
+        } else {
+            "; declare Aim or Cato Networks under guardrails: instead"
+        };
+        match compat::callback(name) {
+            compat::Callback::Logging if name == "prometheus" => self.issue(
+                Kind::LoggingCallback,
+                path,
+                "'prometheus': the gateway serves its own metrics at /metrics",
+            ),
+            compat::Callback::Logging => {
+                self.issue(Kind::LoggingCallback, path, format!("'{name}'"));
+            }
+            compat::Callback::Modifier => self.warn(
+                path,
+                format!("'{name}' changes requests and is not implemented"),
+            ),
+            compat::Callback::RateLimiter => self.issue(
+                Kind::RefusedLimit,
+                path,
+                format!("'{name}' limits requests and is not implemented"),
+            ),
+            compat::Callback::Guardrail => self.issue(
+                Kind::RefusedCheck,
+                path,
+                format!(
+                    "'{name}' is a guardrail callback the gateway does not run: requests would go unchecked{hint}"
+                ),
+            ),
+            compat::Callback::Custom => self.issue(
+                Kind::RefusedCheck,
+                path,
+                format!(
+                    "'{name}' is custom callback code, which may check or block requests and cannot run in the gateway (if it only logs, move it to success_callback)"
+                ),
+            ),
+        }
+    }
+
     fn modes(&mut self, params: &Mapping, p: &str, name: &str) -> Option<Modes> {
         let path = join(p, "mode");
         let list: Vec<String> = match field(params, "mode") {
@@ -1054,7 +1575,12 @@ impl Cx {
         ok.then_some(modes)
     }
 
-    fn general_settings(&mut self, root: &Mapping) -> (Option<Secret>, ServerSettings) {
+    /// `general_settings`: the master key, the serving settings, and
+    /// `max_parallel_requests` (the default for each virtual key).
+    fn general_settings(
+        &mut self,
+        root: &Mapping,
+    ) -> (Option<Secret>, ServerSettings, Option<u64>) {
         let mut server = ServerSettings {
             max_request_bytes: 16 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
@@ -1064,13 +1590,13 @@ impl Cx {
             body_timeout: Duration::from_secs(30),
         };
         let Some(v) = field(root, "general_settings") else {
-            return (None, server);
+            return (None, server, None);
         };
         let Some(map) = self.mapping(v, "general_settings") else {
-            return (None, server);
+            return (None, server, None);
         };
         let p = "general_settings";
-        self.unknown_keys(
+        self.other_keys(
             map,
             p,
             &[
@@ -1078,11 +1604,22 @@ impl Cx {
                 "max_request_size_mb",
                 "shutdown_grace_period",
                 "global_max_parallel_requests",
+                "max_parallel_requests",
                 "max_connections",
                 "request_header_timeout",
                 "request_body_timeout",
+                "enforce_fallback_model_access",
             ],
+            compat::general_setting,
         );
+        if self.boolean(map, p, "enforce_fallback_model_access") == Some(false) {
+            self.issue(
+                Kind::Loosens,
+                join(p, "enforce_fallback_model_access"),
+                "every group a request may reach is checked against the key's models",
+            );
+        }
+        let key_parallel = self.integer(map, p, "max_parallel_requests");
         let master_key = self.string(map, p, "master_key").filter(|k| !k.is_empty());
         if let Some(mb) = self.number(map, p, "max_request_size_mb") {
             if mb <= 0.0 {
@@ -1104,15 +1641,16 @@ impl Cx {
         if let Some(t) = self.seconds(map, p, "request_body_timeout") {
             server.body_timeout = t;
         }
-        (master_key.map(Secret), server)
+        (master_key.map(Secret), server, key_parallel)
     }
 
     fn virtual_keys(
         &mut self,
         root: &Mapping,
-        groups: &HashSet<&str>,
+        names: &Names,
         guardrails: &HashSet<&str>,
         master: Option<&Secret>,
+        default_parallel: Option<u64>,
     ) -> Vec<Arc<VirtualKey>> {
         let Some(v) = field(root, "virtual_keys") else {
             return vec![];
@@ -1127,7 +1665,7 @@ impl Cx {
                 continue;
             };
             let p = path.as_str();
-            self.unknown_keys(
+            self.other_keys(
                 map,
                 p,
                 &[
@@ -1141,20 +1679,28 @@ impl Cx {
                     "max_parallel_requests",
                     "disable_global_guardrails",
                     "user_email",
+                    "blocked",
                 ],
+                compat::key_field,
             );
             let key = self.required_string(map, p, "key");
             let user_email = self.string(map, p, "user_email");
             let alias = self.string(map, p, "key_alias");
             let models = self.string_list(map, p, "models");
             for (j, m) in models.iter().enumerate() {
-                // LiteLLM's wildcard-ish special names mean "everything".
-                if !groups.contains(m.as_str()) && m != "*" && m != "all-proxy-models" {
-                    self.warn(
-                        format!("{p}.models[{j}]"),
-                        format!("model '{m}' is not in model_list"),
-                    );
+                // LiteLLM's special names mean "everything"; a name with `*`
+                // is a pattern (see `models::key_allows`).
+                if m == "*" || m == "all-proxy-models" || m.contains('*') || names.serves(m) {
+                    continue;
                 }
+                let message = match names.unserved.get(m) {
+                    Some(kind) => format!(
+                        "model '{m}' is {} the gateway does not serve",
+                        kind.describe()
+                    ),
+                    None => format!("model '{m}' is not in model_list"),
+                };
+                self.warn(format!("{p}.models[{j}]"), message);
             }
             let guardrail_names = self.string_list(map, p, "guardrails");
             for (j, g) in guardrail_names.iter().enumerate() {
@@ -1184,10 +1730,13 @@ impl Cx {
             });
             let rpm_limit = self.integer(map, p, "rpm_limit");
             let tpm_limit = self.integer(map, p, "tpm_limit");
-            let max_parallel_requests = self.integer(map, p, "max_parallel_requests");
+            let max_parallel_requests = self
+                .integer(map, p, "max_parallel_requests")
+                .or(default_parallel);
             let disable_global_guardrails = self
                 .boolean(map, p, "disable_global_guardrails")
                 .unwrap_or(false);
+            let blocked = self.boolean(map, p, "blocked").unwrap_or(false);
             let Some(key) = key else { continue };
             if master.is_some_and(|m| m.0 == key) {
                 self.error(
@@ -1219,19 +1768,21 @@ impl Cx {
                 tpm_limit,
                 max_parallel_requests,
                 disable_global_guardrails,
+                blocked,
             }));
         }
         out
     }
 
-    fn router_settings(&mut self, root: &Mapping, groups: &HashSet<&str>) -> RouterSettings {
+    fn router_settings(
+        &mut self,
+        root: &Mapping,
+        litellm: &Mapping,
+        names: &Names,
+    ) -> RouterSettings {
         let empty = Mapping::new();
         let router = match field(root, "router_settings") {
             Some(v) => self.mapping(v, "router_settings").unwrap_or(&empty),
-            None => &empty,
-        };
-        let litellm = match field(root, "litellm_settings") {
-            Some(v) => self.mapping(v, "litellm_settings").unwrap_or(&empty),
             None => &empty,
         };
         const SHARED: &[&str] = &[
@@ -1249,8 +1800,32 @@ impl Cx {
         ];
         let mut router_known = SHARED.to_vec();
         router_known.push("routing_strategy");
-        self.unknown_keys(router, "router_settings", &router_known);
-        self.unknown_keys(litellm, "litellm_settings", SHARED);
+        self.other_keys(
+            router,
+            "router_settings",
+            &router_known,
+            compat::router_setting,
+        );
+        // Read elsewhere: the callback lists and the legacy guardrails; and
+        // two the gateway honours by design (it never logs messages or keys).
+        let mut litellm_known = SHARED.to_vec();
+        litellm_known.extend([
+            "guardrails",
+            "callbacks",
+            "success_callback",
+            "failure_callback",
+            "service_callback",
+            "input_callback",
+            "audit_log_callbacks",
+            "turn_off_message_logging",
+            "redact_user_api_key_info",
+        ]);
+        self.other_keys(
+            litellm,
+            "litellm_settings",
+            &litellm_known,
+            compat::litellm_setting,
+        );
 
         // router_settings wins where both set a value.
         let sources = [(router, "router_settings"), (litellm, "litellm_settings")];
@@ -1266,6 +1841,7 @@ impl Cx {
             max_fallbacks: 5,
             allowed_fails: 3,
             cooldown_time: Duration::from_secs(5),
+            unserved: vec![],
         };
         if let Some(s) = self.string(router, "router_settings", "routing_strategy") {
             settings.strategy = match s.as_str() {
@@ -1305,25 +1881,23 @@ impl Cx {
             settings.stream_timeout = self.seconds(m, p, k);
         }
         if let Some((m, p, k)) = locate(&sources, &["fallbacks"]) {
-            settings.fallbacks = self.fallback_map(m, p, k, groups);
+            settings.fallbacks = self.fallback_map(m, p, k, names);
         }
         if let Some((m, p, k)) = locate(&sources, &["context_window_fallbacks"]) {
-            settings.context_window_fallbacks = self.fallback_map(m, p, k, groups);
+            settings.context_window_fallbacks = self.fallback_map(m, p, k, names);
         }
         if let Some((m, p, k)) = locate(&sources, &["content_policy_fallbacks"]) {
-            settings.content_policy_fallbacks = self.fallback_map(m, p, k, groups);
+            settings.content_policy_fallbacks = self.fallback_map(m, p, k, names);
         }
         if let Some((m, p, k)) = locate(&sources, &["default_fallbacks"]) {
             let list = self.string_list(m, p, k);
-            for (i, g) in list.iter().enumerate() {
-                if !groups.contains(g.as_str()) {
-                    self.error(
-                        format!("{p}.{k}[{i}]"),
-                        format!("model '{g}' is not in model_list"),
-                    );
-                }
-            }
-            settings.default_fallbacks = list;
+            let path = join(p, k);
+            settings.default_fallbacks = list
+                .into_iter()
+                .enumerate()
+                .filter(|(i, g)| self.fallback_target(names, &format!("{path}[{i}]"), g))
+                .map(|(_, g)| g)
+                .collect();
         }
         if let Some((m, p, k)) = locate(&sources, &["max_fallbacks"])
             && let Some(n) = self.integer(m, p, k)
@@ -1343,13 +1917,15 @@ impl Cx {
         settings
     }
 
-    /// `[{"gpt-4o": ["gpt-3.5-turbo"]}, ...]`
+    /// `[{"gpt-4o": ["gpt-3.5-turbo"]}, ...]`. A name may be served by a
+    /// wildcard; the key `"*"` is LiteLLM's generic fallback, for every
+    /// group without its own entry.
     fn fallback_map(
         &mut self,
         map: &Mapping,
         path: &str,
         key: &str,
-        groups: &HashSet<&str>,
+        names: &Names,
     ) -> Vec<(String, Vec<String>)> {
         let path = join(path, key);
         let Some(items) = field(map, key).and_then(|v| self.sequence(v, &path)) else {
@@ -1363,19 +1939,55 @@ impl Cx {
             };
             for (from, _) in m {
                 let Some(from) = from.as_str() else { continue };
-                let targets = self.string_list(m, &ipath, from);
-                for name in std::iter::once(from).chain(targets.iter().map(String::as_str)) {
-                    if !groups.contains(name) {
-                        self.error(
-                            join(&ipath, from),
-                            format!("model '{name}' is not in model_list"),
-                        );
+                let fpath = join(&ipath, from);
+                if from != "*" && !names.serves(from) {
+                    match names.unserved.get(from) {
+                        Some(kind) => self.issue(
+                            Kind::Unserved,
+                            fpath.clone(),
+                            format!(
+                                "'{from}' is {}, never served: this entry is not used",
+                                kind.describe()
+                            ),
+                        ),
+                        None => self.error(
+                            fpath.clone(),
+                            format!("model '{from}' is not in model_list"),
+                        ),
                     }
                 }
+                let targets: Vec<String> = self
+                    .string_list(m, &ipath, from)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(j, t)| self.fallback_target(names, &format!("{fpath}[{j}]"), t))
+                    .map(|(_, t)| t)
+                    .collect();
                 out.push((from.to_owned(), targets));
             }
         }
         out
+    }
+
+    /// Whether a fallback to `name` can be kept: an error when nothing
+    /// serves it, a warning (and dropped) when it is a model of a kind the
+    /// gateway does not serve.
+    fn fallback_target(&mut self, names: &Names, path: &str, name: &str) -> bool {
+        if names.serves(name) {
+            return true;
+        }
+        match names.unserved.get(name) {
+            Some(kind) => self.issue(
+                Kind::Unserved,
+                path,
+                format!(
+                    "'{name}' is {}: this fallback is never tried",
+                    kind.describe()
+                ),
+            ),
+            None => self.error(path, format!("model '{name}' is not in model_list")),
+        }
+        false
     }
 }
 
@@ -1581,8 +2193,10 @@ fn provider_list() -> String {
         .join(", ")
 }
 
-/// `openai/gpt-4o` → (`openai`, `gpt-4o`). A bare OpenAI model name (as
-/// LiteLLM accepts) is taken as `openai/`.
+/// `openai/gpt-4o` → (`openai`, `gpt-4o`). A bare name LiteLLM infers a
+/// provider for (`gpt-4o`, `dall-e-3`, `*`) gets that provider
+/// ([`models::infer_provider`]). `azure/` alone gives an empty name (LiteLLM
+/// uses it for Azure's image models, which need no deployment).
 fn split_provider(model: &str, custom: Option<&str>) -> Result<(String, String), String> {
     if let Some(provider) = custom {
         let name = model
@@ -1592,18 +2206,59 @@ fn split_provider(model: &str, custom: Option<&str>) -> Result<(String, String),
         return Ok((provider.to_owned(), name.to_owned()));
     }
     if let Some((provider, name)) = model.split_once('/')
-        && !name.is_empty()
         && !provider.is_empty()
+        && (!name.is_empty() || PROVIDERS.iter().any(|p| p.prefix == provider))
     {
         return Ok((provider.to_owned(), name.to_owned()));
     }
-    const OPENAI_BARE: &[&str] = &["gpt-", "o1", "o3", "o4", "chatgpt-", "ft:gpt-"];
-    if OPENAI_BARE.iter().any(|p| model.starts_with(p)) {
-        return Ok(("openai".to_owned(), model.to_owned()));
+    if let Some(provider) = models::infer_provider(model) {
+        return Ok((provider.to_owned(), model.to_owned()));
     }
     Err(format!(
         "model '{model}' needs a provider prefix, e.g. openai/{model} or hosted_vllm/{model}"
     ))
+}
+
+/// The model names a config serves, for checking what refers to them.
+struct Names {
+    /// Groups without `*`.
+    explicit: HashSet<String>,
+    /// Wildcard groups, most specific first.
+    patterns: Vec<(Pattern, ())>,
+    unserved: HashMap<String, ModelKind>,
+}
+
+impl Names {
+    fn new(deployments: &[Deployment], unserved: &[UnservedModel]) -> Self {
+        let mut patterns: Vec<(Pattern, ())> = vec![];
+        let mut explicit = HashSet::new();
+        for d in deployments {
+            match &d.pattern {
+                Some(p) if !patterns.iter().any(|(q, _)| q.text() == p.text()) => {
+                    patterns.push((p.clone(), ()));
+                }
+                Some(_) => {}
+                None => {
+                    explicit.insert(d.model_name.clone());
+                }
+            }
+        }
+        models::sort_by_specificity(&mut patterns);
+        Names {
+            explicit,
+            patterns,
+            unserved: unserved
+                .iter()
+                .map(|u| (u.model_name.clone(), u.kind.clone()))
+                .collect(),
+        }
+    }
+
+    /// A chat request for `name` would be served (explicitly or by a wildcard).
+    fn serves(&self, name: &str) -> bool {
+        self.explicit.contains(name)
+            || (!self.unserved.contains_key(name) && models::route(&self.patterns, name).is_some())
+    }
 }
 
 impl Config {
@@ -1643,7 +2298,21 @@ impl Config {
                     }
                 })
                 .collect();
-            let _ = writeln!(s, "  {name} -> {}", targets.join(", "));
+            let wildcard = if name.contains('*') {
+                " (wildcard)"
+            } else {
+                ""
+            };
+            let _ = writeln!(s, "  {name}{wildcard} -> {}", targets.join(", "));
+        }
+        if !self.router.unserved.is_empty() {
+            let _ = writeln!(s, "not served ({}):", self.router.unserved.len());
+            for u in &self.router.unserved {
+                let _ = writeln!(s, "  {}: {} ({})", u.model_name, u.kind.describe(), u.why);
+            }
+        }
+        for f in &self.included {
+            let _ = writeln!(s, "included: {}", f.display());
         }
         let _ = writeln!(s, "guardrails ({}):", self.guardrails.len());
         for g in &self.guardrails {
@@ -1680,8 +2349,9 @@ impl Config {
         for k in &self.virtual_keys {
             let _ = writeln!(
                 s,
-                "  {}: models {}, guardrails [{}]",
+                "  {}{}: models {}, guardrails [{}]",
                 k.alias.as_deref().unwrap_or("(no alias)"),
+                if k.blocked { " (blocked)" } else { "" },
                 if k.models.is_empty() {
                     "all".to_owned()
                 } else {
@@ -1822,13 +2492,25 @@ mod tests {
         assert_eq!(c.guardrails[0].vendor, Vendor::CatoNetworks);
         assert_eq!(c.guardrails[0].api_key.expose(), "cato-key");
         assert_eq!(c.guardrails[0].api_base, DEFAULT_CATO_BASE);
+        // A vendor LiteLLM has and the gateway does not is refused; one
+        // nobody has is invalid.
         let e = err(
             "guardrails:\n  - guardrail_name: p\n    litellm_params:\n      guardrail: presidio\n      mode: pre_call\n",
         );
+        assert_eq!(e.errors[0].kind, Kind::RefusedCheck);
         assert!(
             e.errors[0]
                 .message
-                .contains("unknown guardrail vendor 'presidio'")
+                .contains("guardrail vendor 'presidio' is not implemented")
+        );
+        let e = err(
+            "guardrails:\n  - guardrail_name: p\n    litellm_params:\n      guardrail: nosuch\n      mode: pre_call\n",
+        );
+        assert_eq!(e.errors[0].kind, Kind::Invalid);
+        assert!(
+            e.errors[0]
+                .message
+                .contains("unknown guardrail vendor 'nosuch'")
         );
     }
 
@@ -1842,6 +2524,296 @@ mod tests {
         assert_eq!(
             c.router.fallbacks,
             vec![("a".to_owned(), vec!["b".to_owned()])]
+        );
+    }
+
+    fn refusals(text: &str) -> Vec<(String, Kind)> {
+        err(text)
+            .errors
+            .into_iter()
+            .map(|i| (i.path, i.kind))
+            .collect()
+    }
+
+    const MODEL: &str = "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n      api_key: k\n";
+
+    #[test]
+    fn protections_the_gateway_cannot_give_are_refused() {
+        for (extra, path, kind) in [
+            (
+                "general_settings:\n  custom_auth: my.auth\n",
+                "general_settings.custom_auth",
+                Kind::RefusedAuth,
+            ),
+            (
+                "general_settings:\n  enable_jwt_auth: true\n",
+                "general_settings.enable_jwt_auth",
+                Kind::RefusedAuth,
+            ),
+            (
+                "general_settings:\n  litellm_jwtauth: {user_id_jwt_field: sub}\n",
+                "general_settings.litellm_jwtauth",
+                Kind::RefusedAuth,
+            ),
+            (
+                "general_settings:\n  allowed_ips: []\n",
+                "general_settings.allowed_ips",
+                Kind::RefusedAuth,
+            ),
+            (
+                "general_settings:\n  enforce_user_param: true\n",
+                "general_settings.enforce_user_param",
+                Kind::RefusedCheck,
+            ),
+            (
+                "litellm_settings:\n  callbacks: [lakera_prompt_injection]\n",
+                "litellm_settings.callbacks[0]",
+                Kind::RefusedCheck,
+            ),
+            (
+                "litellm_settings:\n  callbacks: hooks.proxy_handler_instance\n",
+                "litellm_settings.callbacks",
+                Kind::RefusedCheck,
+            ),
+            (
+                "litellm_settings:\n  callbacks: [dynamic_rate_limiter_v3]\n",
+                "litellm_settings.callbacks[0]",
+                Kind::RefusedLimit,
+            ),
+            (
+                "litellm_settings:\n  max_budget: 10\n",
+                "litellm_settings.max_budget",
+                Kind::RefusedLimit,
+            ),
+            (
+                "router_settings:\n  enable_tag_filtering: true\n",
+                "router_settings.enable_tag_filtering",
+                Kind::RefusedCheck,
+            ),
+            (
+                "virtual_keys:\n  - key: sk-1\n    expires: '2030-01-01'\n",
+                "virtual_keys[0].expires",
+                Kind::RefusedAuth,
+            ),
+            (
+                "virtual_keys:\n  - key: sk-1\n    model_rpm_limit: {m: 1}\n",
+                "virtual_keys[0].model_rpm_limit",
+                Kind::RefusedLimit,
+            ),
+        ] {
+            let found = refusals(&format!("{MODEL}{extra}"));
+            assert_eq!(found, [(path.to_owned(), kind)], "{extra}");
+        }
+        // Per model: guardrails, and a team's own model.
+        let found = refusals(
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n      api_key: k\n      guardrails: [g]\n    model_info:\n      team_id: t1\n",
+        );
+        assert_eq!(
+            found,
+            [
+                (
+                    "model_list[0].litellm_params.guardrails".to_owned(),
+                    Kind::RefusedCheck
+                ),
+                (
+                    "model_list[0].model_info.team_id".to_owned(),
+                    Kind::RefusedAuth
+                ),
+            ]
+        );
+        // Switched off, they ask for nothing.
+        let (_, w) = ok(&format!(
+            "{MODEL}general_settings:\n  enable_jwt_auth: false\n  custom_auth: null\n  enforce_user_param: false\n"
+        ));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn ignored_keys_are_grouped_by_meaning() {
+        let (_, w) = ok(&format!(
+            "{MODEL}litellm_settings:\n  callbacks: [langfuse, prometheus]\n  failure_callback: [my.logger]\n  cache: true\n  turn_off_message_logging: true\ngeneral_settings:\n  database_url: x\n  forward_client_headers_to_llm_api: true\n  ui_access_mode: all\nfoo: 1\n"
+        ));
+        let kinds: Vec<(&str, Kind)> = w.iter().map(|i| (i.path.as_str(), i.kind)).collect();
+        for expected in [
+            ("litellm_settings.callbacks[0]", Kind::LoggingCallback),
+            ("litellm_settings.callbacks[1]", Kind::LoggingCallback),
+            (
+                "litellm_settings.failure_callback[0]",
+                Kind::LoggingCallback,
+            ),
+            ("litellm_settings.cache", Kind::NotServed),
+            ("general_settings.database_url", Kind::NeedsDatabase),
+            (
+                "general_settings.forward_client_headers_to_llm_api",
+                Kind::Loosens,
+            ),
+            ("general_settings.ui_access_mode", Kind::AdminUi),
+            ("foo", Kind::Unsupported),
+        ] {
+            assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
+        }
+        assert_eq!(kinds.len(), 8, "{kinds:?}");
+    }
+
+    #[test]
+    fn legacy_guardrails_are_guardrails() {
+        let env = Env::default().with("AIM_API_KEY", "env-key");
+        let (c, _) = parse(
+            &format!("{MODEL}litellm_settings:\n  guardrails:\n    - aim-default:\n        callbacks: [aim]\n        default_on: true\n    - aim-asked:\n        callbacks: [aim]\n        callback_args:\n          aim: {{mode: during_call, api_key: own, api_base: 'http://aim/'}}\n    - logs-only:\n        callbacks: [presidio]\n        logging_only: true\n"),
+            &env,
+        )
+        .unwrap();
+        let g = &c.guardrails;
+        assert_eq!(g.len(), 2);
+        assert_eq!(
+            (g[0].name.as_str(), g[0].vendor, g[0].default_on),
+            ("aim-default", Vendor::Aim, true)
+        );
+        assert_eq!(
+            g[0].modes,
+            Modes {
+                pre_call: true,
+                during_call: false,
+                post_call: true
+            }
+        );
+        assert_eq!(g[0].api_key.expose(), "env-key");
+        assert_eq!((g[1].name.as_str(), g[1].default_on), ("aim-asked", false));
+        assert_eq!(
+            g[1].modes,
+            Modes {
+                pre_call: false,
+                during_call: true,
+                post_call: false
+            }
+        );
+        assert_eq!(
+            (g[1].api_key.expose(), g[1].api_base.as_str()),
+            ("own", "http://aim")
+        );
+        // A guardrail it cannot run is refused; a name clash is an error.
+        let e = parse(
+            &format!("{MODEL}litellm_settings:\n  guardrails:\n    - pii:\n        callbacks: [aim, presidio]\n"),
+            &env,
+        )
+        .unwrap_err();
+        let found: Vec<(&str, Kind)> = e.errors.iter().map(|i| (i.path.as_str(), i.kind)).collect();
+        assert_eq!(
+            found,
+            [(
+                "litellm_settings.guardrails[0].pii.callbacks[1]",
+                Kind::RefusedCheck
+            )]
+        );
+    }
+
+    #[test]
+    fn models_of_other_kinds_load_unserved() {
+        let (c, w) = ok(
+            "model_list:\n  - model_name: img\n    litellm_params: {model: dall-e-3, api_key: k}\n  - model_name: emb\n    litellm_params: {model: text-embedding-ada-002, api_key: k}\n  - model_name: dall-e-2\n    litellm_params: {model: azure/, api_base: 'https://x', api_key: k}\n  - model_name: speech\n    litellm_params: {model: vertex_ai/whatever}\n    model_info: {mode: audio_speech}\n  - model_name: chat\n    litellm_params: {model: gpt-4o, api_key: k}\n",
+        );
+        let kinds: Vec<(&str, &str)> = c
+            .router
+            .unserved
+            .iter()
+            .map(|u| (u.model_name.as_str(), u.kind.mode()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("img", "image_generation"),
+                ("emb", "embedding"),
+                ("dall-e-2", "image_generation"),
+                ("speech", "audio_speech")
+            ]
+        );
+        assert_eq!(c.deployments.len(), 1);
+        assert_eq!(c.deployments[0].provider, "openai");
+        assert_eq!(w.iter().filter(|i| i.kind == Kind::Unserved).count(), 4);
+        // An Azure chat entry still needs its deployment name.
+        let e = err(
+            "model_list:\n  - model_name: gpt-4o\n    litellm_params: {model: azure/, api_base: 'https://x', api_key: k}\n",
+        );
+        assert_eq!(e.errors[0].path, "model_list[0].litellm_params.model");
+        // claude-* means Anthropic, not supported yet.
+        let e = err(
+            "model_list:\n  - model_name: c\n    litellm_params: {model: claude-3-5-sonnet-20240620, api_key: k}\n",
+        );
+        assert!(
+            e.errors[0]
+                .message
+                .contains("provider 'anthropic' is not supported yet"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wildcards_and_what_refers_to_them() {
+        let (c, w) = ok(
+            "model_list:\n  - model_name: '*'\n    litellm_params: {model: 'openai/*', api_key: k}\n  - model_name: primary\n    litellm_params: {model: openai/p, api_key: k}\n  - model_name: img\n    litellm_params: {model: dall-e-3, api_key: k}\nrouter_settings:\n  fallbacks: [{primary: [gpt-4o-mini, img]}, {'*': [primary]}]\n  default_fallbacks: [anything-at-all]\nvirtual_keys:\n  - key: sk-1\n    models: [gpt-4o-mini, 'openai/*']\n",
+        );
+        let d = &c.deployments[0];
+        assert_eq!(d.pattern.as_ref().map(Pattern::text), Some("*"));
+        assert_eq!(d.upstream_model, "*");
+        assert_eq!(
+            c.router.fallbacks,
+            [
+                ("primary".to_owned(), vec!["gpt-4o-mini".to_owned()]),
+                ("*".to_owned(), vec!["primary".to_owned()])
+            ]
+        );
+        assert_eq!(c.router.default_fallbacks, ["anything-at-all"]);
+        assert!(
+            w.iter()
+                .any(|i| i.path == "router_settings.fallbacks[0].primary[1]"
+                    && i.kind == Kind::Unserved),
+            "{w:?}"
+        );
+        assert!(
+            !w.iter().any(|i| i.path.starts_with("virtual_keys")),
+            "{w:?}"
+        );
+        // Without a wildcard those names are unknown.
+        let e = err(&format!(
+            "{MODEL}router_settings:\n  fallbacks: [{{m: [gpt-4o-mini]}}]\n"
+        ));
+        assert_eq!(e.errors[0].path, "router_settings.fallbacks[0].m[0]");
+        // Azure puts the deployment in the URL: no wildcard there.
+        let e = err(
+            "model_list:\n  - model_name: '*'\n    litellm_params: {model: 'azure/*', api_base: 'https://x', api_key: k}\n",
+        );
+        assert!(e.errors[0].message.contains("azure"), "{e}");
+    }
+
+    #[test]
+    fn keys_blocked_and_default_parallel_limit() {
+        let (c, _) = ok(&format!(
+            "{MODEL}general_settings:\n  max_parallel_requests: 3\nvirtual_keys:\n  - key: sk-1\n    blocked: true\n  - key: sk-2\n    max_parallel_requests: 9\n"
+        ));
+        let k = &c.virtual_keys;
+        assert!(k[0].blocked && !k[1].blocked);
+        assert_eq!(k[0].max_parallel_requests, Some(3));
+        assert_eq!(k[1].max_parallel_requests, Some(9));
+    }
+
+    #[test]
+    fn yaml_1_1_and_empty_environment_values_load() {
+        let env = Env::default().with("FROM_ENV", "v");
+        let (c, w) = parse(
+            "environment_variables:\n  EMPTY:\n  BLANK: ''\n  COPY: os.environ/FROM_ENV\nmodel_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n      api_key: os.environ/COPY\n      tpm: 80_000\n      rpm: 1\n      rpm: 2\n",
+            &env,
+        )
+        .unwrap();
+        let d = &c.deployments[0];
+        assert_eq!((d.tpm, d.rpm), (Some(80_000), Some(2)));
+        assert_eq!(d.api_key.as_ref().unwrap().expose(), "v");
+        let paths: Vec<(&str, Kind)> = w.iter().map(|i| (i.path.as_str(), i.kind)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("model_list[0].litellm_params.rpm", Kind::Loading),
+                ("environment_variables.EMPTY", Kind::Loading)
+            ]
         );
     }
 

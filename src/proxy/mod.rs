@@ -53,7 +53,11 @@ const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering")
 #[derive(Default)]
 struct Meta {
     member: Option<Arc<Member>>,
+    /// The configured group: a wildcard group's pattern (metrics labels
+    /// never carry a client's text).
     group: Option<String>,
+    /// The requested name a wildcard group answered for.
+    model: Option<String>,
     applied: Applied,
     retries: u32,
     fallbacks: u32,
@@ -114,7 +118,7 @@ pub async fn respond(
     if let Some(v) = meta.member.as_ref().and_then(|m| m.id_header.clone()) {
         h.insert(MODEL_ID, v);
     }
-    if let Some(g) = &meta.group
+    if let Some(g) = meta.model.as_ref().or(meta.group.as_ref())
         && let Ok(v) = HeaderValue::from_str(g)
     {
         h.insert(MODEL_GROUP, v);
@@ -171,10 +175,8 @@ async fn handle(
     if let Some(alias) = caller.alias() {
         span.record("key_alias", alias);
     }
-    let group = state
-        .router
-        .group(&req.model)
-        .ok_or_else(|| Error::UnknownModel(req.model.clone()))?;
+    let target = state.router.resolve(&req.model)?;
+    let group = target.group;
     if !caller.may_use(&req.model) {
         return Err(Error::ModelAccessDenied {
             model: req.model.clone(),
@@ -185,6 +187,7 @@ async fn handle(
         });
     }
     meta.group = Some(group.name.clone());
+    meta.model = target.wildcard_name();
 
     let selection = state
         .guardrails
@@ -227,13 +230,13 @@ async fn handle(
     let inject_usage = |d: &Deployment| {
         req.stream && !req.include_usage && (key_tpm || usage_based || d.tpm.is_some())
     };
-    let build = |d: &Deployment| {
+    let build = |d: &Deployment, model: &str| {
         let extra: &[(&str, &str)] = if inject_usage(d) {
             &[("stream_options", r#"{"include_usage":true}"#)]
         } else {
             &[]
         };
-        req.upstream_body(&d.upstream_model, &rewrites, extra)
+        req.upstream_body(model, &rewrites, extra)
     };
 
     // The upstream call, the during_call checks and (for a checked stream)
@@ -248,7 +251,7 @@ async fn handle(
         let allowed = |name: &str| caller.may_use(name);
         let (r, result) = state
             .router
-            .send(state.http.get(), group, req.stream, &allowed, &build)
+            .send(state.http.get(), &target, req.stream, &allowed, &build)
             .await;
         waited = started.elapsed();
         routed = Some(r);
@@ -278,6 +281,7 @@ async fn handle(
     if let Some(r) = routed {
         meta.member = r.member;
         meta.group = Some(r.group);
+        meta.model = r.model;
         meta.retries = r.retries;
         meta.fallbacks = r.fallbacks;
         in_flight = r.in_flight;

@@ -19,13 +19,21 @@
 //!
 //! A streaming response is committed once its head arrives: nothing after
 //! that is retried. Guardrails run outside the router, once per request.
+//!
+//! [`Router::resolve`] turns a requested model name into the [`Target`] that
+//! serves it: an explicit group of that name; else a 400 for a model of a
+//! kind the gateway does not serve; else the most specific wildcard group
+//! (`model_name: "*"`, `"openai/*"`), whose deployments get the requested
+//! name (see `config::models`). Fallback names resolve the same way.
 
 pub mod health;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::models::{self, Captures, Pattern};
 use crate::config::{Deployment, RouterSettings, RoutingStrategy};
 use crate::error::{Error, Secrets};
 use crate::metrics::Metrics;
@@ -44,20 +52,70 @@ pub struct Group {
 
 #[derive(Debug)]
 pub struct Router {
+    /// Groups without `*` in their name, in file order.
     groups: Vec<Group>,
     by_name: HashMap<String, usize>,
+    /// Wildcard groups, most specific first.
+    wildcards: Vec<(Pattern, Group)>,
+    /// Names of models the gateway does not serve, and what they are.
+    unserved: HashMap<String, String>,
     settings: RouterSettings,
     metrics: Arc<Metrics>,
     /// Taken out of upstream error bodies before a client sees them.
     secrets: Arc<Secrets>,
 }
 
+/// A requested model name resolved to the group that serves it.
+#[derive(Clone, Debug)]
+pub struct Target<'r> {
+    pub group: &'r Group,
+    /// Set when a wildcard group serves the name. (Boxed: a target lives in
+    /// the request's future, where size counts, and wildcards are rarer.)
+    wildcard: Option<Box<Wildcard>>,
+}
+
+#[derive(Clone, Debug)]
+struct Wildcard {
+    /// The name asked for.
+    name: String,
+    /// What the group's pattern matched.
+    captures: Captures,
+}
+
+impl Target<'_> {
+    /// The name asked for: the group's own, or one a wildcard group serves.
+    pub fn name(&self) -> &str {
+        self.wildcard.as_ref().map_or(&self.group.name, |w| &w.name)
+    }
+
+    /// The requested name when a wildcard group serves it.
+    pub fn wildcard_name(&self) -> Option<String> {
+        self.wildcard.as_ref().map(|w| w.name.clone())
+    }
+
+    /// The model name sent upstream to `d` (a member of the group).
+    pub fn upstream_model<'d>(&self, d: &'d Deployment) -> Cow<'d, str> {
+        match &self.wildcard {
+            None => Cow::Borrowed(&d.upstream_model),
+            Some(w) => Cow::Owned(models::upstream_name(
+                &d.upstream_model,
+                &d.provider,
+                &w.captures,
+            )),
+        }
+    }
+}
+
 /// What the router did for one request.
 pub struct Routed {
     /// The deployment of the last attempt, if one was chosen.
     pub member: Option<Arc<Member>>,
-    /// The group that answered (or was last tried).
+    /// The group that answered (or was last tried), as configured: a
+    /// wildcard group's pattern (what metrics are labelled with).
     pub group: String,
+    /// The model name a wildcard group answered for (the requested name,
+    /// for `x-litellm-model-group`); `None` for a group answering for itself.
+    pub model: Option<String>,
     /// Keeps the answering deployment's in-flight count until dropped.
     pub in_flight: Option<InFlight>,
     pub retries: u32,
@@ -125,36 +183,89 @@ impl Router {
         metrics: Arc<Metrics>,
         secrets: Arc<Secrets>,
     ) -> Self {
-        let mut groups: Vec<Group> = vec![];
-        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut all: Vec<Group> = vec![];
+        let mut index: HashMap<String, usize> = HashMap::new();
         for d in deployments {
             let stats = metrics.deployment(&d.model_name, &d.id);
             let member = Arc::new(Member::new(d.clone(), stats));
-            match by_name.get(&d.model_name) {
-                Some(&i) => groups[i].members.push(member),
+            match index.get(&d.model_name) {
+                Some(&i) => all[i].members.push(member),
                 None => {
-                    by_name.insert(d.model_name.clone(), groups.len());
-                    groups.push(Group {
+                    index.insert(d.model_name.clone(), all.len());
+                    all.push(Group {
                         name: d.model_name.clone(),
                         members: vec![member],
                     });
                 }
             }
         }
+        // Wildcard groups are found by pattern, not by name, and /v1/models
+        // does not list them.
+        let mut groups: Vec<Group> = vec![];
+        let mut wildcards: Vec<(Pattern, Group)> = vec![];
+        for g in all {
+            match g.members.first().and_then(|m| m.d.pattern.clone()) {
+                Some(p) => wildcards.push((p, g)),
+                None => groups.push(g),
+            }
+        }
+        models::sort_by_specificity(&mut wildcards);
+        let by_name = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.clone(), i))
+            .collect();
+        let unserved = settings
+            .unserved
+            .iter()
+            .map(|u| (u.model_name.clone(), u.kind.describe()))
+            .collect();
         Router {
             groups,
             by_name,
+            wildcards,
+            unserved,
             settings,
             metrics,
             secrets,
         }
     }
 
+    /// The group named `name` exactly (no wildcard).
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.by_name.get(name).map(|&i| &self.groups[i])
     }
 
-    /// Every group, in file order.
+    /// The group that serves a request for `name` (see the module doc).
+    pub fn resolve<'r>(&'r self, name: &str) -> Result<Target<'r>, Error> {
+        if let Some(group) = self.group(name) {
+            return Ok(Target {
+                group,
+                wildcard: None,
+            });
+        }
+        if let Some(kind) = self.unserved.get(name) {
+            return Err(Error::invalid(
+                format!(
+                    "model '{name}' is {kind}; this gateway serves chat completions and does not serve it"
+                ),
+                Some("model"),
+            ));
+        }
+        match models::route(&self.wildcards, name) {
+            Some((group, captures)) => Ok(Target {
+                group,
+                wildcard: Some(Box::new(Wildcard {
+                    name: name.to_owned(),
+                    captures,
+                })),
+            }),
+            None => Err(Error::UnknownModel(name.to_owned())),
+        }
+    }
+
+    /// Every group with a name of its own (not a wildcard), in file order:
+    /// what `/v1/models` lists.
     pub fn groups(&self) -> &[Group] {
         &self.groups
     }
@@ -184,25 +295,28 @@ impl Router {
 
     /// Route one request: attempts, retries and fallbacks (see the module
     /// doc). Returns what was done, and the answer or the last error.
-    /// `allowed` says which groups the caller may use: a fallback group it
-    /// may not is skipped, whatever kind of fallback names it.
+    /// `allowed` says which model names the caller may use: a fallback it
+    /// may not is skipped, whatever kind of fallback names it. `build` makes
+    /// the body for a deployment, given the model name to send.
     pub async fn send(
         &self,
         http: &HttpClient,
-        group: &Group,
+        target: &Target<'_>,
         stream: bool,
         allowed: &(dyn Fn(&str) -> bool + Sync),
-        build: impl Fn(&Deployment) -> Vec<u8>,
+        build: impl Fn(&Deployment, &str) -> Vec<u8>,
     ) -> (Routed, Result<UpstreamResponse, Error>) {
+        let group = target.group;
         let mut routed = Routed {
             member: None,
             group: group.name.clone(),
+            model: target.wildcard_name(),
             in_flight: None,
             retries: 0,
             fallbacks: 0,
         };
         let mut result = self
-            .attempt_group(http, group, stream, &build, &mut routed)
+            .attempt_group(http, target, stream, &build, &mut routed)
             .await;
         let class = match &result {
             Ok(_) => return (routed, result),
@@ -212,7 +326,7 @@ impl Router {
             return (routed, result);
         }
         for name in self
-            .fallbacks_for(&group.name, class)
+            .fallbacks_for(target.name(), class)
             .iter()
             .filter(|name| {
                 let ok = allowed(name);
@@ -223,15 +337,16 @@ impl Router {
             })
             .take(self.settings.max_fallbacks)
         {
-            let Some(fallback) = self.group(name) else {
+            let Ok(fallback) = self.resolve(name) else {
                 continue;
             };
             routed.fallbacks += 1;
             self.metrics.fallback(&group.name, name);
             tracing::info!(from = %group.name, to = %name, "falling back");
-            routed.group = fallback.name.clone();
+            routed.group = fallback.group.name.clone();
+            routed.model = fallback.wildcard_name();
             result = self
-                .attempt_group(http, fallback, stream, &build, &mut routed)
+                .attempt_group(http, &fallback, stream, &build, &mut routed)
                 .await;
             if result.is_ok() {
                 break;
@@ -240,16 +355,16 @@ impl Router {
         (routed, result)
     }
 
-    /// The fallback groups for a failure of `group`.
-    fn fallbacks_for(&self, group: &str, class: Class) -> &[String] {
+    /// The fallback groups for a failure of the model `name`.
+    fn fallbacks_for(&self, name: &str, class: Class) -> &[String] {
         let s = &self.settings;
         let specific = match class {
-            Class::ContextWindow => find_fallbacks(&s.context_window_fallbacks, group),
-            Class::ContentPolicy => find_fallbacks(&s.content_policy_fallbacks, group),
+            Class::ContextWindow => find_fallbacks(&s.context_window_fallbacks, name),
+            Class::ContentPolicy => find_fallbacks(&s.content_policy_fallbacks, name),
             _ => None,
         };
         specific
-            .or_else(|| find_fallbacks(&s.fallbacks, group))
+            .or_else(|| find_fallbacks(&s.fallbacks, name))
             .unwrap_or(&s.default_fallbacks)
     }
 
@@ -258,11 +373,12 @@ impl Router {
     async fn attempt_group(
         &self,
         http: &HttpClient,
-        group: &Group,
+        target: &Target<'_>,
         stream: bool,
-        build: &impl Fn(&Deployment) -> Vec<u8>,
+        build: &impl Fn(&Deployment, &str) -> Vec<u8>,
         routed: &mut Routed,
     ) -> Result<UpstreamResponse, Error> {
+        let group = target.group;
         let mut tried: Vec<usize> = Vec::new();
         let attempts = self.settings.num_retries + 1;
         let mut attempt = 0;
@@ -276,11 +392,12 @@ impl Router {
             let d = &member.d;
             let started = Instant::now();
             let span = tracing::info_span!("upstream", deployment = %d.id, attempt);
+            let body = build(d, &target.upstream_model(d));
             let result = upstream::send(
                 http,
                 d,
                 &member.request_head,
-                build(d),
+                body,
                 stream,
                 self.timeout(d, stream),
                 &self.secrets,
@@ -414,10 +531,15 @@ impl Router {
     }
 }
 
-fn find_fallbacks<'a>(list: &'a [(String, Vec<String>)], group: &str) -> Option<&'a [String]> {
-    list.iter()
-        .find(|(from, _)| from == group)
-        .map(|(_, to)| to.as_slice())
+/// The fallbacks listed for `name`, else those under LiteLLM's generic key
+/// `"*"`.
+fn find_fallbacks<'a>(list: &'a [(String, Vec<String>)], name: &str) -> Option<&'a [String]> {
+    let of = |key: &str| {
+        list.iter()
+            .find(|(from, _)| from == key)
+            .map(|(_, to)| to.as_slice())
+    };
+    of(name).or_else(|| of("*"))
 }
 
 /// Share of latency-based picks that go to a random deployment.
