@@ -757,3 +757,40 @@ async fn cato_anonymize_maps_back_by_index() {
         ])
     );
 }
+
+#[tokio::test]
+async fn a_key_bounds_fallbacks_served_by_a_wildcard() {
+    let failing = MockUpstream::start(UpstreamOptions {
+        failure: Some(Failure::Status {
+            status: 500,
+            body: r#"{"error":{"message":"down","type":"server_error","param":null,"code":null}}"#
+                .into(),
+            retry_after: None,
+        }),
+        ..Default::default()
+    })
+    .await;
+    let any = MockUpstream::start(UpstreamOptions::default()).await;
+    let yaml = format!(
+        "model_list:\n{}  - model_name: \"*\"\n    litellm_params:\n      model: openai/*\n      api_base: {}\n      api_key: sk-upstream-secret\ngeneral_settings:\n  master_key: sk-master\nvirtual_keys:\n  - key: sk-limited\n    models: [m2]\nrouter_settings:\n  fallbacks: [{{m2: [gpt-4o]}}]\n",
+        model("m2", &failing.url()),
+        any.url()
+    );
+    let gw = gateway(&yaml).await;
+    let ask = |key: &'static str| {
+        let url = format!("{}/v1/chat/completions", gw.url());
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"model": "m2", "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(ask("sk-limited").await.status(), 500);
+    assert_eq!(any.request_count(), 0, "the key may not use gpt-4o");
+    assert_eq!(ask("sk-master").await.status(), 200);
+    assert_eq!(any.requests()[0].json()["model"], "gpt-4o");
+}
