@@ -55,7 +55,7 @@ pub fn items(body: BodyStream) -> Items {
                     Some(Ok(chunk)) => parser
                         .push(&chunk, &mut events)
                         .err()
-                        .map(|e| Error::UpstreamUnreachable(e.into())),
+                        .map(|e| Error::UpstreamUnreachable(e.to_string())),
                     Some(Err(e)) => Some(e),
                     None => {
                         parser.finish(&mut events);
