@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use std::sync::Arc;
@@ -308,7 +309,8 @@ impl Client {
         request
             .headers_mut()
             .extend(self.headers(Hook::Output, info));
-        let connect = tokio_tungstenite::connect_async(request);
+        let connect =
+            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false);
         match tokio::time::timeout(self.timeout, connect).await {
             Err(_) => Err(Failure::Timeout(self.timeout)),
             Ok(Ok((socket, _))) => Ok(socket),
@@ -321,6 +323,20 @@ impl Client {
             }
         }
     }
+}
+
+/// The largest frame Aim may send on the streaming socket: a verified chunk
+/// is one SSE event, or a few merged; past it the socket fails (an Aim
+/// failure) instead of buffering whatever Aim sends.
+pub const MAX_STREAM_FRAME: usize = 2 * crate::proxy::sse::MAX_EVENT;
+
+/// Aim's frames are small: a small read buffer (allocated up front, per
+/// stream) and a bound on what one frame may hold.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .max_message_size(Some(MAX_STREAM_FRAME))
+        .max_frame_size(Some(MAX_STREAM_FRAME))
 }
 
 fn parse_answer(bytes: &[u8]) -> Result<Verdict, Failure> {
