@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use crate::config::{GuardrailConfig, Vendor};
 use crate::outbound::{Clients, HeaderBlock};
-use crate::proxy::collect;
+use crate::proxy::budget::Budget;
 use crate::proxy::upstream::fmt_secs;
+use crate::proxy::{Collect, collect};
 
 /// Upper bound on an analyze answer read into memory.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -92,6 +93,8 @@ pub enum Failure {
     Status(u16),
     BadAnswer,
     StreamClosed,
+    /// The gateway's budget of buffered answers could not hold the answer.
+    OverBudget,
 }
 
 impl Failure {
@@ -108,6 +111,9 @@ impl fmt::Display for Failure {
             Failure::Status(s) => write!(f, "answered HTTP {s}"),
             Failure::BadAnswer => f.write_str("gave an answer that could not be read"),
             Failure::StreamClosed => f.write_str("closed the stream before it was complete"),
+            Failure::OverBudget => {
+                f.write_str("answered, but the gateway's memory budget of answers was in use")
+            }
         }
     }
 }
@@ -124,6 +130,8 @@ pub struct Client {
     fixed: HeaderBlock,
     timeout: Duration,
     names: HeaderNames,
+    /// Analyze answers are read within it.
+    pub(crate) budget: Arc<Budget>,
 }
 
 #[derive(Debug)]
@@ -175,7 +183,11 @@ struct RequiredAction {
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl Client {
-    pub fn new(cfg: &GuardrailConfig, http: Arc<Clients>) -> Result<Self, String> {
+    pub fn new(
+        cfg: &GuardrailConfig,
+        http: Arc<Clients>,
+        budget: Arc<Budget>,
+    ) -> Result<Self, String> {
         let prefix = match cfg.vendor {
             Vendor::Aim => "x-aim",
             Vendor::CatoNetworks => "x-cato",
@@ -218,6 +230,7 @@ impl Client {
             fixed,
             timeout: cfg.timeout,
             names,
+            budget,
         })
     }
 
@@ -280,9 +293,12 @@ impl Client {
             })?;
             let status = response.status();
             let body = response.into_body().into_data_stream();
-            let bytes = collect(body, MAX_ANSWER, None)
+            let bytes = collect(body, MAX_ANSWER, None, Some(&self.budget))
                 .await
-                .map_err(|_| Failure::Unreachable)?;
+                .map_err(|e| match e {
+                    Collect::OverBudget => Failure::OverBudget,
+                    Collect::TooLarge | Collect::Failed(_) => Failure::Unreachable,
+                })?;
             if !status.is_success() {
                 // Not the body: a validation error can quote the prompt.
                 tracing::debug!(

@@ -30,6 +30,7 @@ use crate::config::{Deployment, RouterSettings, RoutingStrategy};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::outbound::HttpClient;
+use crate::proxy::budget::Budget;
 use crate::proxy::upstream::{self, UpstreamResponse};
 use health::Unavailable;
 pub use health::{InFlight, Member};
@@ -48,6 +49,8 @@ pub struct Router {
     by_name: HashMap<String, usize>,
     settings: RouterSettings,
     metrics: Arc<Metrics>,
+    /// Whole answers are read within it.
+    budget: Arc<Budget>,
 }
 
 /// What the router did for one request.
@@ -102,6 +105,8 @@ fn classify(e: &Error) -> Class {
                 Class::Other
             }
         }
+        // The gateway's own shortage: another attempt would need the same.
+        Error::Overloaded(_) => Class::Fatal,
         _ => Class::Other,
     }
 }
@@ -121,6 +126,7 @@ impl Router {
         deployments: &[Arc<Deployment>],
         settings: RouterSettings,
         metrics: Arc<Metrics>,
+        budget: Arc<Budget>,
     ) -> Self {
         let mut groups: Vec<Group> = vec![];
         let mut by_name: HashMap<String, usize> = HashMap::new();
@@ -143,6 +149,7 @@ impl Router {
             by_name,
             settings,
             metrics,
+            budget,
         }
     }
 
@@ -269,6 +276,7 @@ impl Router {
                 build(d),
                 stream,
                 self.timeout(d, stream),
+                &self.budget,
             )
             .instrument(span)
             .await;
