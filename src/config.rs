@@ -320,6 +320,11 @@ pub struct ServerSettings {
     pub header_timeout: Duration,
     /// Time a client has to send a request's body.
     pub body_timeout: Duration,
+    /// `max_response_size_mb`: the cap on one upstream answer read whole.
+    pub max_response_bytes: usize,
+    /// `response_budget_mb`: what all answers read whole (upstream and
+    /// guardrail answers) may hold together.
+    pub response_budget: usize,
 }
 
 pub const DEFAULT_AIM_BASE: &str = "https://api.aim.security";
@@ -1588,6 +1593,8 @@ impl Cx {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            max_response_bytes: crate::proxy::budget::DEFAULT_MAX_RESPONSE,
+            response_budget: crate::proxy::budget::DEFAULT_BUDGET,
         };
         let Some(v) = field(root, "general_settings") else {
             return (None, server, None);
@@ -1609,6 +1616,8 @@ impl Cx {
                 "request_header_timeout",
                 "request_body_timeout",
                 "enforce_fallback_model_access",
+                "max_response_size_mb",
+                "response_budget_mb",
             ],
             compat::general_setting,
         );
@@ -1640,6 +1649,28 @@ impl Cx {
         }
         if let Some(t) = self.seconds(map, p, "request_body_timeout") {
             server.body_timeout = t;
+        }
+        let mut megabytes = |key: &str| match self.number(map, p, key) {
+            Some(mb) if mb <= 0.0 => {
+                self.error(join(p, key), "must be positive");
+                None
+            }
+            Some(mb) => Some((mb * 1024.0 * 1024.0) as usize),
+            None => None,
+        };
+        let max_response = megabytes("max_response_size_mb");
+        let budget = megabytes("response_budget_mb");
+        if let Some(n) = max_response {
+            server.max_response_bytes = n;
+        }
+        match budget {
+            Some(n) if n < server.max_response_bytes => self.error(
+                join(p, "response_budget_mb"),
+                "must be at least max_response_size_mb (one answer must fit)",
+            ),
+            Some(n) => server.response_budget = n,
+            // Room for at least one answer of the largest size.
+            None => server.response_budget = server.response_budget.max(server.max_response_bytes),
         }
         (master_key.map(Secret), server, key_parallel)
     }
@@ -2820,5 +2851,41 @@ mod tests {
     #[test]
     fn secret_debug_is_masked() {
         assert_eq!(format!("{:?}", Secret::new("sk-123")), "*****");
+    }
+
+    #[test]
+    fn response_size_and_budget() {
+        let model = "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n      api_key: k\n";
+        let (c, _) = ok(model);
+        assert_eq!(c.server.max_response_bytes, 32 << 20);
+        assert_eq!(c.server.response_budget, 128 << 20);
+        // A larger cap alone raises the budget so one answer always fits.
+        let (c, _) = ok(&format!(
+            "{model}general_settings:\n  max_response_size_mb: 200\n"
+        ));
+        assert_eq!(c.server.response_budget, 200 << 20);
+        let (c, w) = ok(&format!(
+            "{model}general_settings:\n  max_response_size_mb: 0.5\n  response_budget_mb: 8\n"
+        ));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.server.max_response_bytes, 512 << 10);
+        assert_eq!(c.server.response_budget, 8 << 20);
+        let e = err(&format!(
+            "{model}general_settings:\n  max_response_size_mb: 16\n  response_budget_mb: 8\n"
+        ));
+        assert!(
+            e.to_string().contains(
+                "general_settings.response_budget_mb: must be at least max_response_size_mb"
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{model}general_settings:\n  response_budget_mb: 0\n"
+        ));
+        assert!(
+            e.to_string()
+                .contains("general_settings.response_budget_mb: must be positive"),
+            "{e}"
+        );
     }
 }

@@ -67,6 +67,10 @@ pub enum Error {
     UpstreamUnreachable(String),
     #[error("{0}")]
     UpstreamTimeout(String),
+    /// The gateway is short of a resource it shares between requests (the
+    /// memory budget of buffered answers); the request may be retried.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("Request timeout: the request body was not received within {}s", .0.as_secs_f64())]
     RequestTimeout(Duration),
     #[error("Not Found: {0}")]
@@ -119,6 +123,7 @@ impl Error {
             Error::Upstream { status, .. } => *status,
             Error::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
@@ -141,6 +146,7 @@ impl Error {
             Error::GuardrailUnavailable { .. } => "guardrail_unavailable",
             Error::Upstream { .. } | Error::UpstreamUnreachable(_) => "upstream_error",
             Error::UpstreamTimeout(_) | Error::RequestTimeout(_) => "timeout",
+            Error::Overloaded(_) => "service_unavailable",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -221,6 +227,7 @@ impl IntoResponse for Error {
         let retry_after = match &self {
             Error::RateLimited { retry_after, .. } => Some(retry_after.as_secs_f64()),
             Error::Upstream { retry_after, .. } => *retry_after,
+            Error::Overloaded(_) => Some(1.0),
             _ => None,
         };
         if let Error::RateLimited { headers: extra, .. } = &self {

@@ -11,9 +11,11 @@
 //! - `auth`: master key and virtual keys.
 //! - `limits`: per-key rpm/tpm/parallel limits and the global in-flight cap.
 //! - `proxy`: `/v1/chat/completions` end to end; the body view, the upstream
-//!   call, SSE, `mock_response`.
+//!   call, SSE (the one parser, bounded), the memory budget of answers read
+//!   whole, `mock_response`.
 //! - `router`: model groups, load balancing, retries, fallbacks, cooldowns.
-//! - `guardrails`: the pre/during/post pipeline, and the Aim protocol.
+//! - `guardrails`: the pre/during/post pipeline, the Aim protocol, and the
+//!   streaming relay through Aim's websocket (bounded in time and memory).
 //! - `error`: one error type and its OpenAI-style envelope.
 //! - `metrics`: the Prometheus registry.
 //! - `logfmt`: the field formatter of the human-readable logs.

@@ -45,6 +45,7 @@ use crate::error::Error;
 use crate::guardrails::Guardrails;
 use crate::limits::GlobalLimit;
 use crate::metrics::Metrics;
+use crate::proxy::budget::Budget;
 use crate::router::Router as ModelRouter;
 
 pub const CALL_ID_HEADER: HeaderName = HeaderName::from_static("x-litellm-call-id");
@@ -71,7 +72,11 @@ impl AppState {
         crate::install_crypto();
         let http = Arc::new(crate::outbound::Clients::new(workers)?);
         let metrics = Arc::new(Metrics::default());
-        let guardrails = Guardrails::new(&config.guardrails, &http, &metrics)?;
+        let budget = Budget::new(
+            config.server.response_budget,
+            config.server.max_response_bytes,
+        );
+        let guardrails = Guardrails::new(&config.guardrails, &http, &metrics, &budget)?;
         let keys = Keys::new(&config);
         let secrets = Arc::new(config.secrets());
         let Config {
@@ -82,7 +87,7 @@ impl AppState {
         } = config;
         Ok(Arc::new(AppState {
             keys,
-            router: ModelRouter::new(&deployments, router, metrics.clone(), secrets),
+            router: ModelRouter::new(&deployments, router, metrics.clone(), secrets, budget),
             guardrails,
             http,
             metrics,

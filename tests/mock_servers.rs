@@ -432,6 +432,68 @@ async fn upstream_close_after_cuts_the_body() {
 }
 
 #[tokio::test]
+async fn upstream_endless_event_and_body_pause_through_the_control_api() {
+    let mock = MockUpstream::start(UpstreamOptions::default()).await;
+    let options = format!("http://{}/__mock/options", mock.addr());
+    let set = post(
+        &options,
+        r#"{"chunks":2,"failure":{"kind":"endless_event"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK);
+    // `data:` lines, never a blank line, never an end.
+    let resp = client()
+        .post(chat_url(&mock))
+        .body(serde_json::to_vec(&stream_chat("abcdef")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut got = Vec::new();
+    while got.len() < 64 * 1024 {
+        got.extend_from_slice(&body.next().await.unwrap().unwrap());
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(!text.contains("\n\n") && !text.contains("[DONE]"));
+    assert!(text.starts_with("data: {") && text.matches("\ndata: ").count() > 100);
+    drop(body);
+    eventually("the stream counts as cancelled", || {
+        mock.cancelled_streams() == 1
+    })
+    .await;
+    // A non-streaming answer goes on with spaces after its JSON.
+    let resp = client()
+        .post(chat_url(&mock))
+        .body(serde_json::to_vec(&chat("abc")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut got = Vec::new();
+    while got.len() < 256 * 1024 {
+        got.extend_from_slice(&body.next().await.unwrap().unwrap());
+    }
+    assert!(got.starts_with(b"{\"id\""));
+    assert!(got.ends_with(&[b' '; 1024]));
+
+    // The body in two halves, 300 ms apart.
+    post(&options, r#"{"body_pause_ms":300}"#, &[]).await;
+    let started = std::time::Instant::now();
+    let resp = client()
+        .post(chat_url(&mock))
+        .body(serde_json::to_vec(&chat("two halves")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let head = started.elapsed();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "two halves");
+    assert!(started.elapsed() >= head + Duration::from_millis(250));
+    assert_eq!(mock.requests().last().unwrap().response_json(), v);
+}
+
+#[tokio::test]
 async fn upstream_fail_first_then_recovers() {
     let mock = MockUpstream::start(UpstreamOptions {
         failure: Some(Failure::Status {
@@ -1185,6 +1247,67 @@ async fn aim_ws_drops_the_connection_after_n_chunks() {
     let s = &mock.streams()[0];
     assert_eq!(s.frames.len(), 2);
     assert_eq!(s.sent.len(), 1, "no answer to the last chunk");
+}
+
+#[tokio::test]
+async fn aim_ws_answers_slowly_and_stops_reading_through_the_control_api() {
+    let mock = MockAim::start(AimOptions {
+        mode: AimMode::Pass,
+        ..Default::default()
+    })
+    .await;
+    let options = format!("http://{}/__mock/options", mock.addr());
+    let set = post(
+        &options,
+        r#"{"mode":"pass","ws_answer_interval_ms":200}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK);
+    let mut ws = ws_open(&mock).await;
+    for word in ["one", "two", "three"] {
+        ws_send(&mut ws, &chunk(word)).await;
+    }
+    // Every frame is read at once; the answers come 200 ms apart.
+    eventually("all three frames read", || {
+        mock.streams()[0].frames.len() == 3
+    })
+    .await;
+    let started = std::time::Instant::now();
+    for word in ["one", "two", "three"] {
+        assert_eq!(
+            ws_next(&mut ws).await["verified_chunk"]["choices"][0]["delta"]["content"],
+            word
+        );
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(ws);
+    eventually("the session sees the socket go", || mock.streams()[0].ended).await;
+
+    // After two frames the socket is no longer read, nor answered.
+    post(
+        &options,
+        r#"{"mode":"pass","ws_stop_reading_after":2}"#,
+        &[],
+    )
+    .await;
+    let mut ws = ws_open(&mock).await;
+    for word in ["a", "b", "c"] {
+        ws_send(&mut ws, &chunk(word)).await;
+    }
+    ws_next(&mut ws).await;
+    ws_next(&mut ws).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), ws.next())
+            .await
+            .is_err(),
+        "no answer to the third frame"
+    );
+    assert_eq!(mock.streams()[1].frames.len(), 2);
 }
 
 #[tokio::test]

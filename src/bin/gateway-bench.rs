@@ -11,13 +11,16 @@
 //! cargo run --release --bin gateway-bench -- --duration 5 --concurrency 1,16,64,256
 //! cargo run --release --bin gateway-bench -- --soak 10 --scenario pre_call --concurrency 64
 //! cargo run --release --bin gateway-bench -- --scenarios stream_direct,stream --chunk-interval-ms 5
+//! cargo run --release --bin gateway-bench -- --soak 10 --scenario stream_post --chunks 2048 --aim-answer-interval-ms 1
 //! ```
 //!
 //! Scenarios: `direct` (straight to the mock upstream, the baseline),
 //! `gateway` (no guardrail), `pre_call` and `pre_post` (an Aim guardrail
 //! selected with `"guardrails": ["aim-bench"]`), `stream` and `stream_direct`
 //! (SSE through the gateway and straight to the upstream, with time to first
-//! body chunk). Every scenario × concurrency cell runs on a freshly started
+//! body chunk), `stream_post` (SSE relayed through an Aim post_call
+//! guardrail's websocket; with `--aim-answer-interval-ms`, against a slow
+//! Aim, which makes a soak of it a leak test of the relay). Every scenario × concurrency cell runs on a freshly started
 //! gateway, so the peak RSS (VmHWM) reported is that cell's own.
 //!
 //! The HTTP client is a small hand-written HTTP/1.1 one over
@@ -79,6 +82,11 @@ struct Cli {
     /// stream is written at once, so time to first chunk is about the total).
     #[arg(long, default_value_t = 0)]
     chunk_interval_ms: u64,
+    /// The mock Aim answers a streamed chunk no faster than one per this
+    /// many ms (it still reads every frame at once): a slow Aim for
+    /// `stream_post`.
+    #[arg(long, default_value_t = 0)]
+    aim_answer_interval_ms: u64,
     /// The gateway executable (default: `gateway` next to this executable).
     #[arg(long)]
     gateway_bin: Option<PathBuf>,
@@ -129,16 +137,21 @@ enum Scenario {
     /// Streaming through the gateway, no guardrail.
     #[value(name = "stream")]
     Stream,
+    /// Streaming through the gateway with an Aim post_call guardrail: the
+    /// answer relayed through Aim's websocket.
+    #[value(name = "stream_post")]
+    StreamPost,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::Direct,
         Scenario::Gateway,
         Scenario::PreCall,
         Scenario::PrePost,
         Scenario::StreamDirect,
         Scenario::Stream,
+        Scenario::StreamPost,
     ];
 
     fn name(self) -> &'static str {
@@ -149,6 +162,7 @@ impl Scenario {
             Scenario::PrePost => "pre_post",
             Scenario::StreamDirect => "stream_direct",
             Scenario::Stream => "stream",
+            Scenario::StreamPost => "stream_post",
         }
     }
 
@@ -157,17 +171,24 @@ impl Scenario {
     }
 
     fn streaming(self) -> bool {
-        matches!(self, Scenario::Stream | Scenario::StreamDirect)
+        matches!(
+            self,
+            Scenario::Stream | Scenario::StreamDirect | Scenario::StreamPost
+        )
     }
 
     fn guardrail(self) -> bool {
-        matches!(self, Scenario::PreCall | Scenario::PrePost)
+        matches!(
+            self,
+            Scenario::PreCall | Scenario::PrePost | Scenario::StreamPost
+        )
     }
 
     /// The guardrail modes of `aim-bench` in this scenario's gateway config.
     fn modes(self) -> &'static str {
         match self {
             Scenario::PrePost => "[pre_call, post_call]",
+            Scenario::StreamPost => "[post_call]",
             _ => "[pre_call]",
         }
     }
@@ -176,7 +197,7 @@ impl Scenario {
     fn baseline(self) -> Option<Scenario> {
         match self {
             Scenario::Direct | Scenario::StreamDirect => None,
-            Scenario::Stream => Some(Scenario::StreamDirect),
+            Scenario::Stream | Scenario::StreamPost => Some(Scenario::StreamDirect),
             _ => Some(Scenario::Direct),
         }
     }
@@ -1052,6 +1073,7 @@ struct Report {
     upstream_latency_ms: u64,
     chunks: usize,
     chunk_interval_ms: u64,
+    aim_answer_interval_ms: u64,
     startup: Option<StartupSummary>,
     results: Vec<CellResult>,
     /// With --rounds above 1: the medians over the rounds.
@@ -1550,8 +1572,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         println!("warning: gateway-bench itself is a debug build; use `cargo run --release`");
     }
     println!(
-        "mock upstream latency {} ms, {} chunks per stream, {} ms between frames; load: one keep-alive HTTP/1.1 connection per worker; gateway busy-poll {} us",
-        cli.upstream_latency_ms, cli.chunks, cli.chunk_interval_ms, cli.busy_poll_us
+        "mock upstream latency {} ms, {} chunks per stream, {} ms between frames; mock Aim answers a streamed chunk every {} ms; load: one keep-alive HTTP/1.1 connection per worker; gateway busy-poll {} us",
+        cli.upstream_latency_ms,
+        cli.chunks,
+        cli.chunk_interval_ms,
+        cli.aim_answer_interval_ms,
+        cli.busy_poll_us
     );
 
     let upstream = MockUpstream::start(UpstreamOptions {
@@ -1564,6 +1590,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     .await;
     let aim = MockAim::start(AimOptions {
         mode: AimMode::Pass,
+        ws_answer_interval_ms: cli.aim_answer_interval_ms,
         record: false,
         ..AimOptions::default()
     })
@@ -1587,6 +1614,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         upstream_latency_ms: cli.upstream_latency_ms,
         chunks: cli.chunks,
         chunk_interval_ms: cli.chunk_interval_ms,
+        aim_answer_interval_ms: cli.aim_answer_interval_ms,
         startup: None,
         results: Vec::new(),
         medians: Vec::new(),

@@ -180,13 +180,6 @@ const GENERAL: &[(&str, Rule)] = &[
         ),
     ),
     (
-        "max_response_size_mb",
-        Refuse(
-            RefusedLimit,
-            "a response size limit is not implemented: larger answers would be passed on",
-        ),
-    ),
-    (
         "public_routes",
         Ignore(Loosens, "routes that need a key keep needing one"),
     ),

@@ -15,14 +15,16 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use std::sync::Arc;
 
 use crate::config::{GuardrailConfig, Vendor};
 use crate::outbound::{Clients, HeaderBlock};
-use crate::proxy::collect;
+use crate::proxy::budget::Budget;
 use crate::proxy::upstream::fmt_secs;
+use crate::proxy::{Collect, collect};
 
 /// Upper bound on an analyze answer read into memory.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -102,6 +104,8 @@ pub enum Failure {
     Status(u16),
     BadAnswer,
     StreamClosed,
+    /// The gateway's budget of buffered answers could not hold the answer.
+    OverBudget,
 }
 
 impl Failure {
@@ -118,6 +122,9 @@ impl fmt::Display for Failure {
             Failure::Status(s) => write!(f, "answered HTTP {s}"),
             Failure::BadAnswer => f.write_str("gave an answer that could not be read"),
             Failure::StreamClosed => f.write_str("closed the stream before it was complete"),
+            Failure::OverBudget => {
+                f.write_str("answered, but the gateway's memory budget of answers was in use")
+            }
         }
     }
 }
@@ -135,6 +142,8 @@ pub struct Client {
     timeout: Duration,
     names: HeaderNames,
     vendor: Vendor,
+    /// Analyze answers are read within it.
+    pub(crate) budget: Arc<Budget>,
 }
 
 #[derive(Debug)]
@@ -192,7 +201,11 @@ struct RequiredAction {
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl Client {
-    pub fn new(cfg: &GuardrailConfig, http: Arc<Clients>) -> Result<Self, String> {
+    pub fn new(
+        cfg: &GuardrailConfig,
+        http: Arc<Clients>,
+        budget: Arc<Budget>,
+    ) -> Result<Self, String> {
         let prefix = match cfg.vendor {
             Vendor::Aim => "x-aim",
             Vendor::CatoNetworks => "x-cato",
@@ -238,6 +251,7 @@ impl Client {
             timeout: cfg.timeout,
             names,
             vendor: cfg.vendor,
+            budget,
         })
     }
 
@@ -302,9 +316,12 @@ impl Client {
             })?;
             let status = response.status();
             let body = response.into_body().into_data_stream();
-            let bytes = collect(body, MAX_ANSWER, None)
+            let bytes = collect(body, MAX_ANSWER, None, Some(&self.budget))
                 .await
-                .map_err(|_| Failure::Unreachable)?;
+                .map_err(|e| match e {
+                    Collect::OverBudget => Failure::OverBudget,
+                    Collect::TooLarge | Collect::Failed(_) => Failure::Unreachable,
+                })?;
             if !status.is_success() {
                 // Not the body: a validation error can quote the prompt.
                 tracing::debug!(
@@ -331,7 +348,8 @@ impl Client {
         request
             .headers_mut()
             .extend(self.headers(Hook::Output, info));
-        let connect = tokio_tungstenite::connect_async(request);
+        let connect =
+            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false);
         match tokio::time::timeout(self.timeout, connect).await {
             Err(_) => Err(Failure::Timeout(self.timeout)),
             Ok(Ok((socket, _))) => Ok(socket),
@@ -349,6 +367,20 @@ impl Client {
 /// Read an analyze answer. Anything but the documented object (`[]`, a
 /// string, a `required_action` that is not an object, an `action_type` that
 /// is not a string) is unreadable: an Aim failure, never a pass.
+/// The largest frame Aim may send on the streaming socket: a verified chunk
+/// is one SSE event, or a few merged; past it the socket fails (an Aim
+/// failure) instead of buffering whatever Aim sends.
+pub const MAX_STREAM_FRAME: usize = 2 * crate::proxy::sse::MAX_EVENT;
+
+/// Aim's frames are small: a small read buffer (allocated up front, per
+/// stream) and a bound on what one frame may hold.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .max_message_size(Some(MAX_STREAM_FRAME))
+        .max_frame_size(Some(MAX_STREAM_FRAME))
+}
+
 fn parse_answer(bytes: &[u8]) -> Result<Verdict, Failure> {
     let bad = |what: &str| {
         tracing::debug!(what, "guardrail answer is not the expected JSON");

@@ -29,6 +29,7 @@ use crate::auth::Caller;
 use crate::config::{GuardrailConfig, Vendor};
 use crate::error::Error;
 use crate::metrics::{GuardrailStats, Metrics};
+use crate::proxy::budget::Budget;
 use crate::proxy::message::{self, ChatMessage, Content, Target};
 use crate::proxy::request::ChatRequest;
 pub use aim::{CallInfo, Hook, Message};
@@ -68,11 +69,12 @@ impl Guardrails {
         configs: &[GuardrailConfig],
         http: &Arc<crate::outbound::Clients>,
         metrics: &Arc<Metrics>,
+        budget: &Arc<Budget>,
     ) -> Result<Self, String> {
         let mut all = Vec::with_capacity(configs.len());
         for cfg in configs {
             all.push(Arc::new(Guardrail {
-                client: aim::Client::new(cfg, http.clone())?,
+                client: aim::Client::new(cfg, http.clone(), budget.clone())?,
                 cfg: cfg.clone(),
                 stats: metrics.guardrail(&cfg.name),
             }));
@@ -537,6 +539,11 @@ impl Guardrail {
     /// Aim gave no verdict: fail closed, or pass when `fail_open`.
     fn failed(&self, hook: Hook, failure: aim::Failure) -> Result<Passed, Error> {
         let name = &self.cfg.name;
+        // The gateway's own shortage, not Aim's: never a reason to let the
+        // request through unchecked, whatever `fail_open` says.
+        if let aim::Failure::OverBudget = failure {
+            return Err(crate::proxy::upstream::over_budget(&self.client.budget));
+        }
         if self.cfg.fail_open {
             tracing::warn!(guardrail = %name, hook = hook.header_value(), reason = %failure, "guardrail unavailable; failing open");
             self.stats.fail_open();

@@ -6,16 +6,28 @@
 //! config order. Whatever ends a stage early (a block, Aim failing, the
 //! upstream breaking off) ends the stream with one error frame; the client
 //! going away ends every stage, which drops the upstream request.
+//!
+//! Bounded in time and memory whatever Aim and the upstream do (aim.md
+//! section 7, point 5). A stage never awaits one thing alone: every turn of
+//! its loop waits on the client going away, Aim's frames, writing to Aim,
+//! the upstream and Aim's deadline at once, so a socket Aim stops reading
+//! cannot hide the deadline or the client's departure. Aim owes an answer
+//! within the guardrail's `timeout` whenever it holds unanswered chunks;
+//! at most [`MAX_UNVERIFIED_CHUNKS`] chunks and [`MAX_UNVERIFIED_BYTES`]
+//! bytes are sent to Aim ahead of its answers, and past that the stage
+//! stops reading the upstream until Aim catches up.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 
 use bytes::Bytes;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use tracing::Instrument;
 
 use super::Guardrail;
@@ -55,7 +67,7 @@ pub fn items(body: BodyStream) -> Items {
                     Some(Ok(chunk)) => parser
                         .push(&chunk, &mut events)
                         .err()
-                        .map(|e| Error::UpstreamUnreachable(e.into())),
+                        .map(|e| Error::UpstreamUnreachable(e.to_string())),
                     Some(Err(e)) => Some(e),
                     None => {
                         parser.finish(&mut events);
@@ -119,16 +131,65 @@ pub fn stage(g: Arc<Guardrail>, socket: Socket, input: Items) -> Items {
 /// `output_stream` in [`crate::metrics::HOOKS`]; verdicts 0 pass, 1 block, 3 error.
 const STREAM_HOOK: usize = 3;
 
-async fn relay(g: Arc<Guardrail>, mut socket: Socket, mut input: Items, tx: mpsc::Sender<Item>) {
+/// At most this many chunks are sent to Aim ahead of its answers.
+pub const MAX_UNVERIFIED_CHUNKS: usize = 1024;
+/// At most this many bytes of chunks are sent to Aim ahead of its answers
+/// (the chunk that crosses the line still goes: one SSE event, at most
+/// [`sse::MAX_EVENT`], may come on top).
+pub const MAX_UNVERIFIED_BYTES: usize = 1024 * 1024;
+
+/// Chunks sent (or queued) to Aim and not yet answered, oldest first. Aim
+/// answers one `verified_chunk` per chunk; on a fail-open failure the
+/// unanswered ones go to the client as they are.
+#[derive(Default)]
+struct Unverified {
+    chunks: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl Unverified {
+    fn push(&mut self, chunk: Bytes) {
+        self.bytes += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    fn answered(&mut self) {
+        if let Some(chunk) = self.chunks.pop_front() {
+            self.bytes -= chunk.len();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn has_room(&self) -> bool {
+        self.chunks.len() < MAX_UNVERIFIED_CHUNKS && self.bytes < MAX_UNVERIFIED_BYTES
+    }
+}
+
+type Sender<'a> = mpsc::Permit<'a, Item>;
+type AimSink = SplitSink<Socket, WsMessage>;
+
+async fn relay(g: Arc<Guardrail>, socket: Socket, mut input: Items, tx: mpsc::Sender<Item>) {
     let started = std::time::Instant::now();
-    // Chunks sent to Aim and not yet answered; on a fail-open failure they
-    // go to the client as they are.
-    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let timeout = g.client.timeout();
+    let (mut sink, mut frames) = socket.split();
+    let mut unverified = Unverified::default();
+    // Frames for Aim not yet handed to the socket; bounded by the window.
+    let mut outbox: VecDeque<WsMessage> = VecDeque::new();
+    let mut unflushed = false;
     let mut input_done = false;
     // Set while Aim owes an answer; Aim must say something before it.
     let mut deadline: Option<Instant> = None;
-    let timeout = g.client.timeout();
+    // Room for one item towards the client. Aim is read only while there
+    // is room, so a slow client slows Aim down instead of piling up
+    // verified chunks here (and Aim's deadline waits with it).
+    let mut room: Option<Sender<'_>> = None;
     let failure = loop {
+        let listening = room.is_some();
+        let sending = !outbox.is_empty() || unflushed;
+        let reading = !input_done && unverified.has_room();
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -138,7 +199,11 @@ async fn relay(g: Arc<Guardrail>, mut socket: Socket, mut input: Items, tx: mpsc
         tokio::select! {
             biased;
             _ = tx.closed() => return,
-            msg = socket.next() => {
+            reserved = tx.reserve(), if !listening => match reserved {
+                Ok(r) => room = Some(r),
+                Err(_) => return,
+            },
+            msg = frames.next(), if listening => {
                 let text = match msg {
                     Some(Ok(WsMessage::Text(t))) => Bytes::from(t),
                     Some(Ok(WsMessage::Binary(b))) => b,
@@ -149,89 +214,161 @@ async fn relay(g: Arc<Guardrail>, mut socket: Socket, mut input: Items, tx: mpsc
                         break aim::Failure::StreamClosed;
                     }
                 };
-                match aim::parse_stream_frame(&text) {
+                let item = match aim::parse_stream_frame(&text) {
                     Ok(StreamFrame::Verified(chunk)) => {
-                        pending.pop_front();
-                        deadline = (input_done || !pending.is_empty())
+                        unverified.answered();
+                        deadline = (input_done || !unverified.is_empty())
                             .then(|| Instant::now() + timeout);
                         let chunk: Box<str> = chunk.into();
-                        if tx.send(Item::Data(Bytes::from(chunk.into_boxed_bytes()))).await.is_err() {
-                            return;
+                        if let Some(r) = room.take() {
+                            r.send(Item::Data(Bytes::from(chunk.into_boxed_bytes())));
                         }
+                        continue;
                     }
                     Ok(StreamFrame::Done) => {
                         g.stats.call(STREAM_HOOK, 0, started.elapsed());
-                        let _ = tx.send(Item::Done).await;
-                        close(socket).await;
-                        return;
+                        Item::Done
                     }
                     Ok(StreamFrame::Blocked(message)) => {
                         tracing::info!(guardrail = %g.cfg.name, "guardrail blocked a stream");
                         g.stats.call(STREAM_HOOK, 1, started.elapsed());
-                        let _ = tx.send(Item::Fail(Error::GuardrailBlocked(message))).await;
-                        close(socket).await;
-                        return;
+                        Item::Fail(Error::GuardrailBlocked(message))
                     }
                     Err(f) => break f,
-                }
+                };
+                // The upstream request and what it holds go first, so they
+                // are released by the time the client sees the end.
+                drop(input);
+                finish(&tx, room, item, Some(sink)).await;
+                return;
             }
-            item = input.next(), if !input_done => {
-                let frame = match item {
-                    Some(Item::Data(chunk)) => {
-                        pending.push_back(chunk.clone());
-                        chunk
-                    }
-                    Some(Item::Done) | None => {
-                        input_done = true;
-                        Bytes::from_static(br#"{"done": true}"#)
-                    }
-                    Some(Item::Fail(e)) => {
-                        let _ = tx.send(Item::Fail(e)).await;
-                        close(socket).await;
-                        return;
-                    }
-                };
-                if deadline.is_none() {
-                    deadline = Some(Instant::now() + timeout);
-                }
-                let frame = match std::str::from_utf8(&frame) {
-                    Ok(s) => WsMessage::text(s),
-                    Err(_) => WsMessage::Binary(frame),
-                };
-                if socket.send(frame).await.is_err() {
+            sent = send_queued(&mut sink, &mut outbox, &mut unflushed), if sending => {
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "guardrail websocket error");
                     break aim::Failure::StreamClosed;
                 }
             }
-            _ = sleep => break aim::Failure::Timeout(timeout),
+            item = input.next(), if reading => {
+                match item {
+                    Some(Item::Data(chunk)) => {
+                        unverified.push(chunk.clone());
+                        outbox.push_back(match Utf8Bytes::try_from(chunk.clone()) {
+                            Ok(text) => WsMessage::Text(text),
+                            Err(_) => WsMessage::Binary(chunk),
+                        });
+                    }
+                    Some(Item::Done) | None => {
+                        input_done = true;
+                        outbox.push_back(WsMessage::Text(Utf8Bytes::from_static(r#"{"done": true}"#)));
+                    }
+                    Some(Item::Fail(e)) => {
+                        drop(input);
+                        finish(&tx, room, Item::Fail(e), Some(sink)).await;
+                        return;
+                    }
+                }
+                if deadline.is_none() {
+                    deadline = Some(Instant::now() + timeout);
+                }
+            }
+            _ = sleep, if listening => break aim::Failure::Timeout(timeout),
         }
     };
     g.stats.call(STREAM_HOOK, 3, started.elapsed());
-    match g.failed(Hook::Output, failure) {
-        Err(e) => {
-            let _ = tx.send(Item::Fail(e)).await;
+    // The socket is of no more use, whatever happens next.
+    drop((sink, frames, outbox));
+    let e = match g.failed(Hook::Output, failure) {
+        Err(e) => e,
+        Ok(_) => return pass_through(&tx, room, unverified, input_done, input).await,
+    };
+    drop(input);
+    finish(&tx, room, Item::Fail(e), None).await;
+}
+
+/// Hand every queued frame to the socket and flush it. Everything lives in
+/// the arguments, so dropping the future half-way loses nothing: the next
+/// call goes on where it stopped.
+async fn send_queued(
+    sink: &mut AimSink,
+    outbox: &mut VecDeque<WsMessage>,
+    unflushed: &mut bool,
+) -> Result<(), WsError> {
+    std::future::poll_fn(|cx| {
+        while !outbox.is_empty() {
+            ready!(sink.poll_ready_unpin(cx))?;
+            if let Some(frame) = outbox.pop_front() {
+                sink.start_send_unpin(frame)?;
+                *unflushed = true;
+            }
         }
-        Ok(_) => {
-            // fail_open: what Aim had not answered, then the rest unverified.
-            for chunk in pending {
-                if tx.send(Item::Data(chunk)).await.is_err() {
-                    return;
-                }
+        ready!(sink.poll_flush_unpin(cx))?;
+        *unflushed = false;
+        Poll::Ready(Ok(()))
+    })
+    .await
+}
+
+/// fail_open: what Aim had not answered, then the rest of the upstream,
+/// unverified. Still raced against the client going away.
+async fn pass_through(
+    tx: &mpsc::Sender<Item>,
+    mut room: Option<Sender<'_>>,
+    unverified: Unverified,
+    input_done: bool,
+    mut input: Items,
+) {
+    let mut queue: VecDeque<Item> = unverified.chunks.into_iter().map(Item::Data).collect();
+    if input_done {
+        queue.push_back(Item::Done);
+    }
+    loop {
+        let item = match queue.pop_front() {
+            Some(item) => item,
+            None => tokio::select! {
+                biased;
+                _ = tx.closed() => return,
+                item = input.next() => item.unwrap_or(Item::Done),
+            },
+        };
+        let last = !matches!(item, Item::Data(_));
+        let sent = match room.take() {
+            Some(r) => {
+                r.send(item);
+                true
             }
-            if input_done {
-                let _ = tx.send(Item::Done).await;
-                return;
-            }
-            while let Some(item) = input.next().await {
-                let last = !matches!(item, Item::Data(_));
-                if tx.send(item).await.is_err() || last {
-                    return;
-                }
-            }
-            let _ = tx.send(Item::Done).await;
+            None => tx.send(item).await.is_ok(),
+        };
+        if !sent || last {
+            return;
         }
     }
 }
 
-async fn close(mut socket: Socket) {
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.close(None)).await;
+/// The stage's last item; the socket (when still open) is closed around it,
+/// within a second.
+async fn finish(
+    tx: &mpsc::Sender<Item>,
+    room: Option<Sender<'_>>,
+    item: Item,
+    socket: Option<AimSink>,
+) {
+    match room {
+        Some(r) => {
+            r.send(item);
+            if let Some(s) = socket {
+                close(s).await;
+            }
+        }
+        None => {
+            if let Some(s) = socket {
+                close(s).await;
+            }
+            // Fails only when the client is gone.
+            let _ = tx.send(item).await;
+        }
+    }
+}
+
+async fn close(mut socket: AimSink) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.close()).await;
 }

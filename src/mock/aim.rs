@@ -5,7 +5,8 @@
 //! Its only detector finds e-mail addresses, which is what the seed example
 //! (`"ishaan@berri.ai" detected as email`) needs. What it does on a detection
 //! is [`AimMode`]; it can also fail ([`AimFailure`]), be slow, block a stream
-//! on a marker, or drop a websocket mid-stream. Cato Networks AI Security
+//! on a marker, drop a websocket mid-stream, verify a stream slowly, or stop
+//! reading its socket. Cato Networks AI Security
 //! speaks the same protocol with `x-cato-*` headers and its own payload
 //! (messages 1:1 with their fields, any role, null contents): a call with
 //! `x-cato-litellm-hook` may send that shape, and its tool call text is
@@ -64,6 +65,15 @@ pub struct AimOptions {
     /// Websocket: after receiving this many chunk frames, close the TCP
     /// connection abruptly without answering the last one.
     pub ws_drop_after: Option<usize>,
+    /// Websocket: answer frames no faster than one per this many
+    /// milliseconds, while still reading each frame as soon as it arrives
+    /// (an Aim that keeps up with the socket but verifies slowly). 0: each
+    /// frame is answered as it arrives.
+    pub ws_answer_interval_ms: u64,
+    /// Websocket: after reading this many frames (answered as usual), stop
+    /// reading the socket; it stays open and nothing more is answered, so
+    /// what the peer sends backs up in the TCP buffers.
+    pub ws_stop_reading_after: Option<usize>,
     /// Keep a record of each call and session; the benchmark turns it off.
     pub record: bool,
 }
@@ -77,6 +87,8 @@ impl Default for AimOptions {
             delay_ms: 0,
             stream_block_marker: None,
             ws_drop_after: None,
+            ws_answer_interval_ms: 0,
+            ws_stop_reading_after: None,
             record: true,
         }
     }
@@ -121,6 +133,9 @@ pub struct RecordedStream {
     pub frames: Vec<String>,
     /// Frames sent, in order.
     pub sent: Vec<String>,
+    /// The peer closed the socket or cut the connection (seen only while
+    /// the mock reads: not after `ws_stop_reading_after`).
+    pub ended: bool,
 }
 
 impl RecordedStream {
@@ -802,13 +817,37 @@ const CLOSE_NORMAL: u16 = 1000;
 
 impl Session {
     async fn run(mut self, mut closed: watch::Receiver<()>) {
+        let interval = Duration::from_millis(self.opts.ws_answer_interval_ms);
+        // Frames read and not yet answered (more than one only with
+        // `ws_answer_interval_ms`).
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut next_answer = tokio::time::Instant::now();
+        let mut read = 0;
         loop {
+            let reading = self.opts.ws_stop_reading_after.is_none_or(|n| read < n);
+            let due = !queue.is_empty();
             let msg = tokio::select! {
-                msg = self.socket.recv() => msg,
+                biased;
                 _ = closed.changed() => return,
+                _ = tokio::time::sleep_until(next_answer), if due => None,
+                msg = self.socket.recv(), if reading => Some(msg),
+            };
+            let Some(msg) = msg else {
+                next_answer = tokio::time::Instant::now() + interval;
+                if let Some(text) = queue.pop_front()
+                    && !self.answer(&text, &mut closed).await
+                {
+                    return;
+                }
+                continue;
             };
             let text = match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                    if let Some(rec) = &self.record {
+                        lock(rec).ended = true;
+                    }
+                    return;
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
                 Some(Ok(Message::Binary(b))) => match String::from_utf8(b.into()) {
@@ -823,25 +862,27 @@ impl Session {
             if let Some(rec) = &self.record {
                 lock(rec).frames.push(text.clone());
             }
-            match self.reply(&text) {
-                Reply::Send(out) => {
-                    if !self.send(out).await {
-                        return;
-                    }
+            read += 1;
+            queue.push_back(text);
+        }
+    }
+
+    /// Answer one frame; false when the session is over.
+    async fn answer(&mut self, text: &str, closed: &mut watch::Receiver<()>) -> bool {
+        match self.reply(text) {
+            Reply::Send(out) => self.send(out).await,
+            Reply::SendAndClose(out) => {
+                if self.send(out).await {
+                    self.close(CLOSE_NORMAL, "", closed).await;
                 }
-                Reply::SendAndClose(out) => {
-                    if self.send(out).await {
-                        self.close(CLOSE_NORMAL, "", &mut closed).await;
-                    }
-                    return;
-                }
-                // Dropping the socket closes the TCP connection without a
-                // close frame.
-                Reply::Drop => return,
-                Reply::Error(reason) => {
-                    self.close(CLOSE_INVALID_PAYLOAD, reason, &mut closed).await;
-                    return;
-                }
+                false
+            }
+            // Dropping the socket closes the TCP connection without a
+            // close frame.
+            Reply::Drop => false,
+            Reply::Error(reason) => {
+                self.close(CLOSE_INVALID_PAYLOAD, reason, closed).await;
+                false
             }
         }
     }
@@ -916,7 +957,11 @@ impl Session {
         if let Some(rec) = &self.record {
             lock(rec).sent.push(text.clone());
         }
-        self.socket.send(Message::Text(text.into())).await.is_ok()
+        let sent = self.socket.send(Message::Text(text.into())).await.is_ok();
+        if !sent && let Some(rec) = &self.record {
+            lock(rec).ended = true;
+        }
+        sent
     }
 
     /// Sends a close frame and waits (briefly) for the peer's, so the close

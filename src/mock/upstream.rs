@@ -4,7 +4,9 @@
 //! It echoes the last message (or answers a fixed reply), streams it as SSE
 //! in a chosen number of chunks, and can be told to fail in the ways real
 //! providers do: an error status, a hang, a stream that stalls or is cut, a
-//! context-length or content-policy 400. It counts requests, in-flight
+//! context-length or content-policy 400, or in the ways a broken or hostile
+//! one might: an SSE event that never ends, a body sent in two halves far
+//! apart. It counts requests, in-flight
 //! requests and streams the client dropped, so tests can check that the
 //! gateway cancels upstream work.
 //!
@@ -47,6 +49,10 @@ pub struct UpstreamOptions {
     pub latency_ms: u64,
     /// Delay between stream frames, in milliseconds.
     pub chunk_interval_ms: u64,
+    /// Non-streaming answers: send the first half of the body, pause this
+    /// many milliseconds, then send the rest (0: the body at once). Keeps a
+    /// body half-read by its client for that long.
+    pub body_pause_ms: u64,
     /// A failure to inject instead of the normal answer.
     pub failure: Option<Failure>,
     /// The failure applies only to the first K chat requests after these
@@ -67,6 +73,7 @@ impl Default for UpstreamOptions {
             chunks: 0,
             latency_ms: 0,
             chunk_interval_ms: 0,
+            body_pause_ms: 0,
             failure: None,
             fail_first: None,
             record: true,
@@ -96,6 +103,11 @@ pub enum Failure {
     /// body with an error (the connection is cut mid-body). A non-streaming
     /// request gets the head and an aborted body.
     CloseAfter { chunks: usize },
+    /// A stream whose event never ends: the stream's `data:` lines without
+    /// the blank line that ends an SSE event, over and over (with
+    /// `chunk_interval_ms` between them), never `[DONE]`. A non-streaming
+    /// request gets the completion followed by spaces that never end.
+    EndlessEvent,
     /// 400 `context_length_exceeded`, as OpenAI sends it.
     ContextLength,
     /// 400 `content_policy_violation`, as OpenAI sends it.
@@ -632,7 +644,7 @@ enum End {
 }
 
 struct BodyState {
-    frames: std::vec::IntoIter<Bytes>,
+    frames: Box<dyn Iterator<Item = Bytes> + Send>,
     entry: Option<Arc<Entry>>,
     interval: Duration,
     first: bool,
@@ -719,6 +731,7 @@ async fn chat(
             .is_none_or(|k| shared.since_options.fetch_add(1, Relaxed) < k)
     });
     let streaming = req.stream.unwrap_or(false);
+    let endless = failure == Some(&Failure::EndlessEvent);
     let (frames_to_send, end) = match failure {
         None => (usize::MAX, End::Finish),
         Some(Failure::Status {
@@ -751,6 +764,7 @@ async fn chat(
         }
         Some(Failure::StallAfter { chunks }) => (*chunks, End::Stall),
         Some(Failure::CloseAfter { chunks }) => (*chunks, End::Abort),
+        Some(Failure::EndlessEvent) => (usize::MAX, End::Finish),
     };
 
     if let (false, Some(body)) = (streaming, &opts.completion) {
@@ -793,7 +807,41 @@ async fn chat(
                 total_tokens: prompt_tokens + completion_tokens,
             },
         };
-        return record_and_respond(entry.as_deref(), StatusCode::OK, to_json(&completion));
+        let body = to_json(&completion);
+        if endless {
+            // Not recorded: it would grow the record without end.
+            let spaces = Bytes::from(vec![b' '; 64 * 1024]);
+            let frames = std::iter::once(Bytes::from(body)).chain(std::iter::repeat(spaces));
+            return json_body(body_stream(BodyState {
+                frames: Box::new(frames),
+                entry: None,
+                interval: Duration::from_millis(opts.chunk_interval_ms),
+                first: true,
+                end,
+                guard: StreamGuard {
+                    flight,
+                    counts: false,
+                    finished: false,
+                },
+            }));
+        }
+        if opts.body_pause_ms > 0 {
+            let mut body = Bytes::from(body);
+            let first = body.split_to(body.len() / 2);
+            return json_body(body_stream(BodyState {
+                frames: Box::new([first, body].into_iter()),
+                entry,
+                interval: Duration::from_millis(opts.body_pause_ms),
+                first: true,
+                end,
+                guard: StreamGuard {
+                    flight,
+                    counts: false,
+                    finished: false,
+                },
+            }));
+        }
+        return record_and_respond(entry.as_deref(), StatusCode::OK, body);
     }
 
     let chunks = if opts.chunks == 0 { 3 } else { opts.chunks };
@@ -811,12 +859,20 @@ async fn chat(
         }
     });
     let mut frames = stream_frames(&id, created, &req.model, &content, chunks, usage);
-    if end != End::Finish {
+    if end != End::Finish || endless {
         // Only data frames count; `[DONE]` is never sent by a failing stream.
         frames.truncate(frames_to_send.min(frames.len() - 1));
     }
+    let (frames, entry): (Box<dyn Iterator<Item = Bytes> + Send>, _) = if endless {
+        // Each frame's blank line cut to a newline, so one event never
+        // ends; not recorded, as it would grow the record without end.
+        let lines: Vec<Bytes> = frames.into_iter().map(|f| f.slice(..f.len() - 1)).collect();
+        (Box::new(lines.into_iter().cycle()), None)
+    } else {
+        (Box::new(frames.into_iter()), entry)
+    };
     let body = body_stream(BodyState {
-        frames: frames.into_iter(),
+        frames,
         entry,
         interval: Duration::from_millis(opts.chunk_interval_ms),
         first: true,
@@ -832,7 +888,7 @@ async fn chat(
 
 fn cut_body(entry: Option<Arc<Entry>>, flight: InFlight, end: End) -> Response {
     let body = body_stream(BodyState {
-        frames: Vec::new().into_iter(),
+        frames: Box::new(std::iter::empty()),
         entry,
         interval: Duration::ZERO,
         first: true,
@@ -843,6 +899,10 @@ fn cut_body(entry: Option<Arc<Entry>>, flight: InFlight, end: End) -> Response {
             finished: false,
         },
     });
+    json_body(body)
+}
+
+fn json_body(body: Body) -> Response {
     let mut resp = Response::new(body);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -167,12 +167,9 @@ pub fn meter(body: BodyStream, usage: UsageChunk, idle: Duration, acct: Accounti
                 return Some((Ok(chunk), st));
             }
             let mut events = vec![];
-            if st.parser.push(&chunk, &mut events).is_err() {
+            if let Err(e) = st.parser.push(&chunk, &mut events) {
                 st.done = true;
-                return Some((
-                    Err(Error::UpstreamUnreachable("an SSE line is too long".into())),
-                    st,
-                ));
+                return Some((Err(Error::UpstreamUnreachable(e.to_string())), st));
             }
             if st.usage == UsageChunk::Forward {
                 for e in &events {

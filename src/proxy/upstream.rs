@@ -6,18 +6,21 @@
 //! call, so the rest of the request path cannot tell the difference.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::{Deployment, Flavor};
 use crate::error::{Error, Secrets};
 use crate::outbound::{HeaderBlock, HttpClient, PooledBody, SendError};
+use crate::proxy::budget::Budget;
 use crate::proxy::{Collect, collect, mock};
 
 static AZURE_KEY: HeaderName = HeaderName::from_static("api-key");
@@ -38,8 +41,8 @@ pub enum UpstreamBody {
     Stream(BodyStream),
 }
 
-/// Upper bound on a non-streaming upstream body (and on error bodies read).
-pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// Upper bound on an error body read (an answer's own bound is
+/// `general_settings.max_response_size_mb`, in the [`Budget`]).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// The headers of every call to `d`: content type, key, extra headers.
@@ -58,6 +61,14 @@ pub fn request_head(d: &Deployment) -> HeaderBlock {
     )
 }
 
+/// How answers are read: whole ones within the gateway's memory budget,
+/// error bodies with every configured secret masked.
+#[derive(Debug)]
+pub struct Reading {
+    pub budget: Arc<Budget>,
+    pub secrets: Arc<Secrets>,
+}
+
 /// Send `body` to `d`, with `head` (its [`request_head`]). Within
 /// `timeout`: the response head for a stream, the whole answer otherwise. Non-2xx answers become [`Error::Upstream`]
 /// with the upstream's status.
@@ -68,8 +79,9 @@ pub async fn send(
     body: Vec<u8>,
     stream: bool,
     timeout: Duration,
-    secrets: &Secrets,
+    reading: &Reading,
 ) -> Result<UpstreamResponse, Error> {
+    let budget = &reading.budget;
     if let Some(text) = &d.mock_response {
         return Ok(mock::respond(text, &d.upstream_model, stream));
     }
@@ -95,11 +107,18 @@ pub async fn send(
         )));
     }
     if !status.is_success() {
-        return Err(upstream_error(d, response, deadline, secrets).await);
+        return Err(upstream_error(d, response, deadline, reading).await);
     }
+    // The declared length, as the body knows it (whatever the transport).
+    let declared = response
+        .body()
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok());
     let body = response.into_body().into_data_stream();
     if !stream {
-        let read = collect(body, MAX_UPSTREAM_BODY, None);
+        let limit = budget.max_response();
+        let read = collect(body, limit, declared, Some(budget));
         return match tokio::time::timeout_at(deadline, read).await {
             Err(_) => Err(timed_out(d, timeout)),
             Ok(Ok(body)) => Ok(UpstreamResponse {
@@ -107,9 +126,10 @@ pub async fn send(
                 body: UpstreamBody::Full(body),
             }),
             Ok(Err(Collect::TooLarge)) => Err(Error::UpstreamUnreachable(format!(
-                "the upstream for model '{}' sent an answer over {MAX_UPSTREAM_BODY} bytes",
+                "the upstream for model '{}' sent an answer over {limit} bytes (max_response_size_mb)",
                 d.model_name
             ))),
+            Ok(Err(Collect::OverBudget)) => Err(over_budget(budget)),
             Ok(Err(Collect::Failed(e))) => Err(broke_off(&d.model_name, &e)),
         };
     }
@@ -119,6 +139,14 @@ pub async fn send(
         status,
         body: UpstreamBody::Stream(Box::pin(body)),
     })
+}
+
+/// The gateway could not hold one more buffered answer.
+pub fn over_budget(budget: &Budget) -> Error {
+    Error::Overloaded(format!(
+        "the gateway is holding as many answers in memory as it may ({} bytes, response_budget_mb); try again shortly",
+        budget.limit()
+    ))
 }
 
 fn broke_off(model: &str, e: &std::io::Error) -> Error {
@@ -169,14 +197,16 @@ async fn upstream_error(
     d: &Deployment,
     response: axum::http::Response<PooledBody>,
     deadline: Instant,
-    secrets: &Secrets,
+    reading: &Reading,
 ) -> Error {
+    let (secrets, budget) = (&reading.secrets, &reading.budget);
     let status = response.status();
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
     let read = collect(
         response.into_body().into_data_stream(),
         MAX_ERROR_BODY,
         None,
+        Some(budget),
     );
     let body = tokio::time::timeout_at(deadline, read)
         .await

@@ -38,6 +38,7 @@ use crate::config::{Deployment, RouterSettings, RoutingStrategy};
 use crate::error::{Error, Secrets};
 use crate::metrics::Metrics;
 use crate::outbound::HttpClient;
+use crate::proxy::budget::Budget;
 use crate::proxy::upstream::{self, UpstreamResponse};
 use health::Unavailable;
 pub use health::{InFlight, Member};
@@ -61,8 +62,9 @@ pub struct Router {
     unserved: HashMap<String, String>,
     settings: RouterSettings,
     metrics: Arc<Metrics>,
-    /// Taken out of upstream error bodies before a client sees them.
-    secrets: Arc<Secrets>,
+    /// Whole answers are read within a memory budget; configured secrets
+    /// are taken out of error bodies before a client sees them.
+    reading: upstream::Reading,
 }
 
 /// A requested model name resolved to the group that serves it.
@@ -162,6 +164,8 @@ fn classify(e: &Error) -> Class {
                 Class::Other
             }
         }
+        // The gateway's own shortage: another attempt would need the same.
+        Error::Overloaded(_) => Class::Fatal,
         _ => Class::Other,
     }
 }
@@ -182,6 +186,7 @@ impl Router {
         settings: RouterSettings,
         metrics: Arc<Metrics>,
         secrets: Arc<Secrets>,
+        budget: Arc<Budget>,
     ) -> Self {
         let mut all: Vec<Group> = vec![];
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -227,7 +232,7 @@ impl Router {
             unserved,
             settings,
             metrics,
-            secrets,
+            reading: upstream::Reading { budget, secrets },
         }
     }
 
@@ -400,7 +405,7 @@ impl Router {
                 body,
                 stream,
                 self.timeout(d, stream),
-                &self.secrets,
+                &self.reading,
             )
             .instrument(span)
             .await;
