@@ -1,10 +1,13 @@
 # syntax=docker/dockerfile:1
-# Build stage: the release binary, built with the locked dependency set.
+# Build stage: the release binary of the gateway package only, with the
+# locked dependency set. The whole workspace is copied because cargo reads
+# every member's manifest; only `gateway` is built (no mocks, no benchmark,
+# and none of their dependencies' features).
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-RUN cargo build --release --locked --bin gateway \
+COPY Cargo.toml Cargo.lock clippy.toml ./
+COPY crates ./crates
+RUN cargo build --release --locked -p gateway --bin gateway \
  && strip target/release/gateway
 
 # Runtime stage: Debian slim with CA certificates, non-root.

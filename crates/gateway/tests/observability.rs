@@ -2,6 +2,9 @@
 //! with each kind of request; the process's logs (JSON, debug level) never
 //! contain a configured key.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -9,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use gateway::mock::aim::{AimOptions, MockAim};
-use gateway::mock::upstream::{Failure, MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimOptions, MockAim};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
 /// Parse Prometheus text format 0.0.4 strictly: every line is a HELP, a

@@ -1,13 +1,16 @@
 //! The guardrail pipeline against a real mock upstream and a real mock Aim
 //! (HTTP and websocket), asserting on what crossed the wire.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use gateway::mock::aim::{AimFailure, AimMode, AimOptions, MockAim};
-use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimFailure, AimMode, AimOptions, MockAim};
+use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
 const SEED_BLOCK: &str = r#"{"error":{"message":"\"ishaan@berri.ai\" detected as email","type":"invalid_request_error","param":null,"code":"400"}}"#;

@@ -20,14 +20,17 @@
 //! Failures shrink and are saved in `tests/guardrail_properties.regressions`,
 //! which is replayed first on every run.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fmt::Write as _;
 
 use common::*;
-use gateway::mock::aim::{AimMode, AimOptions, MockAim};
-use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
 use gateway::server::Running;
+use gateway_mock::aim::{AimMode, AimOptions, MockAim};
+use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 

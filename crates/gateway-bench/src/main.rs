@@ -40,8 +40,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use gateway::mock::aim::{AimMode, AimOptions, MockAim};
-use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimMode, AimOptions, MockAim};
+use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,4 +1,4 @@
-//! `gateway-mock`: runs the mock servers of `gateway::mock` as a process, for
+//! `gateway-mock`: runs the mock servers of `gateway_mock` as a process, for
 //! out-of-process users (a Python test, the benchmark, a demo).
 //!
 //! Each subcommand prints one line, `mock <name> listening on <url>`, then
@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gateway::cli::LogFormat;
 use gateway::config::Env;
-use gateway::mock::aim::{AimMode, AimOptions, MockAim};
-use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimMode, AimOptions, MockAim};
+use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
 
 #[derive(Parser)]
 #[command(

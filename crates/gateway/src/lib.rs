@@ -38,7 +38,7 @@ pub mod guardrails;
 pub mod limits;
 pub mod logfmt;
 pub mod metrics;
-pub mod mock;
+
 pub mod outbound;
 pub mod proxy;
 pub mod router;

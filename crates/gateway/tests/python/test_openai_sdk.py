@@ -5,7 +5,7 @@ config.example.yaml) on a free port and checks a plain completion, a
 streaming one, and a guardrail block surfacing as `BadRequestError` with the
 detection message. Exits non-zero on any failure.
 
-Run: python3 tests/python/test_openai_sdk.py [path/to/gateway-mock]
+Run: python3 crates/gateway/tests/python/test_openai_sdk.py [path/to/gateway-mock]
 """
 
 import json
@@ -18,7 +18,8 @@ import urllib.request
 
 import openai
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The workspace root: crates/gateway/tests/python/ is four levels down.
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", ".."))
 
 
 def free_port():

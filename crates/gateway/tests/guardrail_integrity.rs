@@ -2,11 +2,14 @@
 //! attacker got text past Aim, as a request over the wire, with what the mock
 //! Aim and the mock upstream received.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
-use gateway::mock::aim::{AimMode, AimOptions, MockAim};
-use gateway::mock::upstream::{Failure, MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimMode, AimOptions, MockAim};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -647,7 +650,7 @@ async fn an_odd_upstream_status_is_a_502() {
 async fn fail_on_error_false_fails_open() {
     let s = setup("      mode: pre_call\n      fail_on_error: false\n", "").await;
     let down = AimOptions {
-        failure: Some(gateway::mock::aim::AimFailure::Status {
+        failure: Some(gateway_mock::aim::AimFailure::Status {
             status: 500,
             body: "{}".into(),
         }),

@@ -8,6 +8,9 @@
 //! is served again within a second, and that the gateway's peak RSS stays
 //! under [`RSS_BOUND_MB`] (the README's figure: idle RSS of a debug build is
 //! about 25 MB).
+
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -17,8 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use gateway::mock::aim::{AimMode, AimOptions, MockAim};
-use gateway::mock::upstream::{Failure, MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimMode, AimOptions, MockAim};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
 /// The gateway's peak RSS (VmHWM) in every test here.

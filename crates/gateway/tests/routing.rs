@@ -2,13 +2,16 @@
 //! retries, fallbacks, cooldowns, load-balancing distributions, limits,
 //! stream timeouts and hostile clients.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use gateway::mock::upstream::{Failure, MockUpstream, UpstreamOptions};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -732,7 +735,7 @@ async fn connection_cap_queues_instead_of_refusing() {
 
 #[tokio::test]
 async fn guardrails_run_once_per_request_not_per_attempt() {
-    use gateway::mock::aim::{AimOptions, MockAim};
+    use gateway_mock::aim::{AimOptions, MockAim};
     let a = MockUpstream::start(failing(500)).await;
     let b = MockUpstream::start(UpstreamOptions::default()).await;
     let aim = MockAim::start(AimOptions::default()).await;

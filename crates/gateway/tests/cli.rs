@@ -2,6 +2,9 @@
 //! paths, warnings for keys we do not implement grouped by meaning,
 //! `--version`, and a real process shut down by SIGTERM.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::process::{Command, Output};
 

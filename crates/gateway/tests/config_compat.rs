@@ -4,6 +4,9 @@
 //! a refused config exits non-zero without serving; a loaded one answers,
 //! and the mocks show what crossed the wire.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -12,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gateway::config::{self, Env};
-use gateway::mock::aim::{AimOptions, MockAim};
-use gateway::mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use gateway::server::Running;
+use gateway_mock::aim::{AimOptions, MockAim};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
 /// A directory of config files, removed when dropped.

@@ -2,13 +2,16 @@
 //! the upstream receives, the error table, auth, models, headers,
 //! cancellation and graceful shutdown.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
-use gateway::mock::upstream::{Failure, MockUpstream, UpstreamOptions};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
 async fn upstream() -> MockUpstream {

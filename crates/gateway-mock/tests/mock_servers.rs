@@ -2,12 +2,15 @@
 //! connections. Each test starts its own mocks on port 0, so they run in
 //! parallel.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use gateway::mock::aim::{AimFailure, AimMode, AimOptions, MockAim};
-use gateway::mock::upstream::{Failure, MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimFailure, AimMode, AimOptions, MockAim};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -20,7 +23,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 fn client() -> reqwest::Client {
     // reqwest is built without a default crypto provider; plain HTTP does not
     // use it but building a client needs one installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    gateway::install_crypto();
     reqwest::Client::new()
 }
 

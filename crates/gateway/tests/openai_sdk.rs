@@ -2,6 +2,9 @@
 //! plain and streaming completions, model listing, and a guardrail block
 //! surfacing as the SDK's API error.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use async_openai::Client;
@@ -12,8 +15,8 @@ use async_openai::types::chat::{
 };
 use common::*;
 use futures_util::StreamExt;
-use gateway::mock::aim::{AimOptions, MockAim};
-use gateway::mock::upstream::{MockUpstream, UpstreamOptions};
+use gateway_mock::aim::{AimOptions, MockAim};
+use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
 
 async fn setup() -> (MockUpstream, MockAim, gateway::server::Running) {
     let up = MockUpstream::start(UpstreamOptions {
