@@ -1593,8 +1593,8 @@ impl Cx {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
-            max_response_bytes: crate::proxy::budget::DEFAULT_MAX_RESPONSE,
-            response_budget: crate::proxy::budget::DEFAULT_BUDGET,
+            max_response_bytes: crate::body::budget::DEFAULT_MAX_RESPONSE,
+            response_budget: crate::body::budget::DEFAULT_BUDGET,
         };
         let Some(v) = field(root, "general_settings") else {
             return (None, server, None);

@@ -185,7 +185,7 @@ impl Error {
 
     /// The error as one SSE frame, for failures after a stream has started.
     pub fn sse_frame(&self) -> Bytes {
-        crate::proxy::sse::frame(&self.body())
+        crate::sse::frame(&self.body())
     }
 }
 
@@ -246,6 +246,16 @@ impl IntoResponse for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seconds as a message says them: `10`, or `2.5`.
+pub fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
+}
 
 /// Every configured secret (deployment keys, guardrail keys, the master key,
 /// virtual keys), to take out of anything an upstream echoes back before a

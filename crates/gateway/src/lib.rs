@@ -39,11 +39,15 @@ pub mod limits;
 pub mod logfmt;
 pub mod metrics;
 
+pub mod body;
 pub mod outbound;
+pub mod providers;
 pub mod proxy;
 pub mod router;
 pub mod server;
 pub mod spin;
+pub mod sse;
+pub mod wire;
 
 /// The gateway's version, sent to Aim as `x-aim-litellm-version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

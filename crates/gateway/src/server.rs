@@ -40,12 +40,12 @@ use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::Keys;
+use crate::body::budget::Budget;
 use crate::config::{Config, ServerSettings};
 use crate::error::Error;
 use crate::guardrails::Guardrails;
 use crate::limits::GlobalLimit;
 use crate::metrics::Metrics;
-use crate::proxy::budget::Budget;
 use crate::router::Router as ModelRouter;
 
 pub const CALL_ID_HEADER: HeaderName = HeaderName::from_static("x-litellm-call-id");

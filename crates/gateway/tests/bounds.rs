@@ -339,7 +339,7 @@ async fn an_event_that_never_ends_ends_the_stream() {
     let gw = Gateway::start(&config(&up, &aim, 1.0, "")).await;
     let too_large = format!(
         "the upstream sent a stream event over {} bytes",
-        gateway::proxy::sse::MAX_EVENT
+        gateway::sse::MAX_EVENT
     );
 
     // Through the post_call relay: nothing reaches Aim or the client.
@@ -381,7 +381,7 @@ async fn an_event_that_never_ends_ends_the_stream() {
     let tail = body.rsplit("data: ").next().unwrap();
     let err: Value = serde_json::from_str(tail.trim_end()).unwrap();
     assert_eq!(err["error"]["message"], too_large.as_str());
-    assert!(body.len() < 2 * gateway::proxy::sse::MAX_EVENT);
+    assert!(body.len() < 2 * gateway::sse::MAX_EVENT);
     gw.assert_released(ended, "metered").await;
     common::eventually("the upstream request is dropped", || {
         up.cancelled_streams() == 2
@@ -409,8 +409,7 @@ async fn a_slow_aim_holds_the_upstream_back() {
         assert!(
             unanswered.len() <= gateway::guardrails::stream::MAX_UNVERIFIED_CHUNKS
                 && bytes
-                    <= gateway::guardrails::stream::MAX_UNVERIFIED_BYTES
-                        + gateway::proxy::sse::MAX_EVENT,
+                    <= gateway::guardrails::stream::MAX_UNVERIFIED_BYTES + gateway::sse::MAX_EVENT,
             "{what}: Aim holds {} unanswered chunks, {bytes} bytes",
             unanswered.len()
         );

@@ -20,11 +20,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use std::sync::Arc;
 
+use crate::body::budget::Budget;
+use crate::body::{Collect, collect};
 use crate::config::{GuardrailConfig, Vendor};
+use crate::error::fmt_secs;
 use crate::outbound::{Clients, HeaderBlock};
-use crate::proxy::budget::Budget;
-use crate::proxy::upstream::fmt_secs;
-use crate::proxy::{Collect, collect};
 
 /// Upper bound on an analyze answer read into memory.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -370,7 +370,7 @@ impl Client {
 /// The largest frame Aim may send on the streaming socket: a verified chunk
 /// is one SSE event, or a few merged; past it the socket fails (an Aim
 /// failure) instead of buffering whatever Aim sends.
-pub const MAX_STREAM_FRAME: usize = 2 * crate::proxy::sse::MAX_EVENT;
+pub const MAX_STREAM_FRAME: usize = 2 * crate::sse::MAX_EVENT;
 
 /// Aim's frames are small: a small read buffer (allocated up front, per
 /// stream) and a bound on what one frame may hold.

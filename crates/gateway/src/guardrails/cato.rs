@@ -16,8 +16,8 @@
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::proxy::message::{Content, Part, Target};
-use crate::proxy::request::{ChatRequest, write_with_content};
+use crate::wire::chat::{ChatRequest, write_with_content};
+use crate::wire::message::{Content, Part, Target};
 
 use super::inspect::{Conversation, cannot_rewrite};
 

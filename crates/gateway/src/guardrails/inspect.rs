@@ -7,7 +7,7 @@
 //! refuses the whole request (400) before any guardrail or upstream call.
 
 use crate::error::Error;
-use crate::proxy::message::{ChatMessage, Choice, Content};
+use crate::wire::message::{ChatMessage, Choice, Content};
 
 use super::aim::Message;
 
@@ -201,7 +201,7 @@ pub fn not_checkable(what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::request::ChatRequest;
+    use crate::wire::chat::ChatRequest;
 
     fn flat(messages: &str) -> Vec<Message> {
         let body = format!(r#"{{"model":"m","messages":{messages}}}"#);

@@ -26,12 +26,12 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::auth::Caller;
+use crate::body::budget::Budget;
 use crate::config::{GuardrailConfig, Vendor};
 use crate::error::Error;
 use crate::metrics::{GuardrailStats, Metrics};
-use crate::proxy::budget::Budget;
-use crate::proxy::message::{self, ChatMessage, Content, Target};
-use crate::proxy::request::ChatRequest;
+use crate::wire::chat::ChatRequest;
+use crate::wire::message::{self, ChatMessage, Content, Target};
 pub use aim::{CallInfo, Hook, Message};
 pub use inspect::Conversation;
 
@@ -542,7 +542,7 @@ impl Guardrail {
         // The gateway's own shortage, not Aim's: never a reason to let the
         // request through unchecked, whatever `fail_open` says.
         if let aim::Failure::OverBudget = failure {
-            return Err(crate::proxy::upstream::over_budget(&self.client.budget));
+            return Err(crate::providers::over_budget(&self.client.budget));
         }
         if self.cfg.fail_open {
             tracing::warn!(guardrail = %name, hook = hook.header_value(), reason = %failure, "guardrail unavailable; failing open");

@@ -32,9 +32,9 @@ use tracing::Instrument;
 
 use super::Guardrail;
 use super::aim::{self, CallInfo, Hook, Socket, StreamFrame};
+use crate::body::BodyStream;
 use crate::error::Error;
-use crate::proxy::sse;
-use crate::proxy::upstream::BodyStream;
+use crate::sse;
 
 /// What flows between stages.
 #[derive(Debug)]

@@ -15,12 +15,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use crate::body::BodyStream;
 use crate::error::Error;
+use crate::error::fmt_secs;
 use crate::limits::{GlobalPermit, KeyLimiter, KeyPermit};
 use crate::metrics::{DeploymentStats, Gauge};
-use crate::proxy::sse;
-use crate::proxy::upstream::{BodyStream, fmt_secs};
 use crate::router::{InFlight, Member};
+use crate::sse;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {

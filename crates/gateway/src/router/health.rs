@@ -74,7 +74,7 @@ impl Member {
     pub fn new(d: Arc<Deployment>, stats: Arc<DeploymentStats>) -> Self {
         Member {
             id_header: axum::http::HeaderValue::from_str(&d.id).ok(),
-            request_head: crate::proxy::upstream::request_head(&d),
+            request_head: crate::providers::request_head(&d),
             d,
             stats,
             in_flight: AtomicUsize::new(0),

@@ -33,13 +33,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::body::budget::Budget;
 use crate::config::models::{self, Captures, Pattern};
 use crate::config::{Deployment, RouterSettings, RoutingStrategy};
 use crate::error::{Error, Secrets};
 use crate::metrics::Metrics;
 use crate::outbound::HttpClient;
-use crate::proxy::budget::Budget;
-use crate::proxy::upstream::{self, UpstreamResponse};
+use crate::providers::{self, UpstreamResponse};
 use health::Unavailable;
 pub use health::{InFlight, Member};
 use tracing::Instrument;
@@ -64,7 +64,7 @@ pub struct Router {
     metrics: Arc<Metrics>,
     /// Whole answers are read within a memory budget; configured secrets
     /// are taken out of error bodies before a client sees them.
-    reading: upstream::Reading,
+    reading: providers::Reading,
 }
 
 /// A requested model name resolved to the group that serves it.
@@ -232,7 +232,7 @@ impl Router {
             unserved,
             settings,
             metrics,
-            reading: upstream::Reading { budget, secrets },
+            reading: providers::Reading { budget, secrets },
         }
     }
 
@@ -398,7 +398,7 @@ impl Router {
             let started = Instant::now();
             let span = tracing::info_span!("upstream", deployment = %d.id, attempt);
             let body = build(d, &target.upstream_model(d));
-            let result = upstream::send(
+            let result = providers::send(
                 http,
                 d,
                 &member.request_head,

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::proxy::upstream::{UpstreamBody, UpstreamResponse};
+use super::{UpstreamBody, UpstreamResponse};
 
 pub fn respond(text: &str, model: &str, stream: bool) -> UpstreamResponse {
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4());

@@ -1,32 +1,79 @@
-//! One call to one deployment: build the HTTP request, send it with the shared
-//! pooled client, and turn what comes back into an [`UpstreamResponse`] whose
-//! body is a stream of bytes, never collected unless the caller needs to.
+//! The upstream APIs: one module per provider behind one [`Provider`] trait
+//! (build the request, map the answer, map the stream, map errors), and
+//! [`send`], one call to one deployment: build the HTTP request, send it with
+//! the shared pooled client, and turn what comes back into an
+//! [`UpstreamResponse`] in the OpenAI chat format, whose body is a stream of
+//! bytes, never collected unless the caller needs to.
 //!
-//! A deployment with `mock_response` answers here too, without any network
-//! call, so the rest of the request path cannot tell the difference.
+//! - [`openai`]: OpenAI and every OpenAI-compatible provider (the body and
+//!   the answer pass through as they are);
+//! - [`azure`]: Azure OpenAI (its deployment URL and `api-key` header);
+//! - [`mock`]: a deployment with `mock_response` answers without any network
+//!   call, so the rest of the request path cannot tell the difference.
 
-use std::pin::Pin;
+pub mod azure;
+pub mod mock;
+pub mod openai;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
+use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
-use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::body::budget::Budget;
+use crate::body::{BodyStream, Collect, collect};
 use crate::config::{Deployment, Flavor};
+use crate::error::fmt_secs;
 use crate::error::{Error, Secrets};
 use crate::outbound::{HeaderBlock, HttpClient, PooledBody, SendError};
-use crate::proxy::budget::Budget;
-use crate::proxy::{Collect, collect, mock};
 
-static AZURE_KEY: HeaderName = HeaderName::from_static("api-key");
+/// One kind of upstream API. The defaults are the OpenAI chat format, which
+/// the rest of the gateway speaks: a provider that speaks it too overrides
+/// only its request head.
+pub trait Provider: Sync {
+    /// The headers of every call to `d` (encoded once per deployment).
+    fn request_head(&self, d: &Deployment) -> HeaderBlock;
 
-/// A response body as it arrives.
-pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+    /// The body sent to `d`, from the OpenAI chat body the endpoint built.
+    fn request_body(&self, _d: &Deployment, chat: Vec<u8>) -> Result<Vec<u8>, Error> {
+        Ok(chat)
+    }
+
+    /// A whole 2xx answer, as an OpenAI chat completion.
+    fn map_answer(&self, _d: &Deployment, body: Bytes) -> Result<Bytes, Error> {
+        Ok(body)
+    }
+
+    /// A streamed 2xx answer, as OpenAI chat chunks (SSE).
+    fn map_stream(&self, _d: &Deployment, body: BodyStream) -> BodyStream {
+        body
+    }
+
+    /// A non-2xx answer (its body, when one was read, already scrubbed of
+    /// configured secrets).
+    fn map_error(
+        &self,
+        d: &Deployment,
+        status: StatusCode,
+        body: Option<Bytes>,
+        retry_after: Option<f64>,
+    ) -> Error {
+        openai::error(d, status, body, retry_after)
+    }
+}
+
+/// The provider a deployment speaks.
+pub fn provider(d: &Deployment) -> &'static dyn Provider {
+    match d.flavor {
+        Flavor::OpenAi => &openai::OpenAi,
+        Flavor::Azure => &azure::Azure,
+    }
+}
 
 /// A successful (2xx) upstream answer.
 pub struct UpstreamResponse {
@@ -45,14 +92,16 @@ pub enum UpstreamBody {
 /// `general_settings.max_response_size_mb`, in the [`Budget`]).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// The headers of every call to `d`: content type, key, extra headers.
+/// The headers of every call to `d`: its provider's.
 pub fn request_head(d: &Deployment) -> HeaderBlock {
+    provider(d).request_head(d)
+}
+
+/// The headers of an OpenAI-style call: content type, the key in `key`,
+/// extra headers.
+pub(crate) fn json_head(d: &Deployment, key: &HeaderName) -> HeaderBlock {
     let content_type = HeaderValue::from_static("application/json");
-    let name = match d.flavor {
-        Flavor::OpenAi => &header::AUTHORIZATION,
-        Flavor::Azure => &AZURE_KEY,
-    };
-    let key = d.api_key.is_some().then_some((name, &d.auth_header));
+    let key = d.api_key.is_some().then_some((key, &d.auth_header));
     HeaderBlock::new(
         [(&header::CONTENT_TYPE, &content_type)]
             .into_iter()
@@ -85,6 +134,8 @@ pub async fn send(
     if let Some(text) = &d.mock_response {
         return Ok(mock::respond(text, &d.upstream_model, stream));
     }
+    let provider = provider(d);
+    let body = provider.request_body(d, body)?;
     let Some(url) = &d.url else {
         return Err(Error::Internal("deployment without a URL".into()));
     };
@@ -123,7 +174,7 @@ pub async fn send(
             Err(_) => Err(timed_out(d, timeout)),
             Ok(Ok(body)) => Ok(UpstreamResponse {
                 status,
-                body: UpstreamBody::Full(body),
+                body: UpstreamBody::Full(provider.map_answer(d, body)?),
             }),
             Ok(Err(Collect::TooLarge)) => Err(Error::UpstreamUnreachable(format!(
                 "the upstream for model '{}' sent an answer over {limit} bytes (max_response_size_mb)",
@@ -137,7 +188,7 @@ pub async fn send(
     let body = body.map_err(move |e| broke_off(&model, &e));
     Ok(UpstreamResponse {
         status,
-        body: UpstreamBody::Stream(Box::pin(body)),
+        body: UpstreamBody::Stream(provider.map_stream(d, Box::pin(body))),
     })
 }
 
@@ -164,15 +215,6 @@ fn timed_out(d: &Deployment, timeout: Duration) -> Error {
     ))
 }
 
-pub fn fmt_secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0}")
-    } else {
-        format!("{s}")
-    }
-}
-
 fn transport_error(d: &Deployment, e: &SendError) -> Error {
     tracing::debug!(model = %d.model_name, error = ?e, "upstream request failed");
     let what = if e.is_connect() {
@@ -186,13 +228,9 @@ fn transport_error(d: &Deployment, e: &SendError) -> Error {
     ))
 }
 
-#[derive(Deserialize)]
-struct ErrorShape {
-    error: serde_json::Value,
-}
-
-/// Map a non-2xx answer: an OpenAI-shaped body passes through, with every
-/// configured secret masked (an upstream's 401 may quote the key it got).
+/// Read a non-2xx answer (bounded, within the deadline) and let the
+/// provider map it; every configured secret is masked first (an upstream's
+/// 401 may quote the key it got).
 async fn upstream_error(
     d: &Deployment,
     response: axum::http::Response<PooledBody>,
@@ -212,18 +250,7 @@ async fn upstream_error(
         .await
         .ok()
         .and_then(Result::ok);
-    let shaped = body
-        .filter(|b| serde_json::from_slice::<ErrorShape>(b).is_ok_and(|s| s.error.is_object()))
-        .map(|b| secrets.scrub(b));
     tracing::debug!(model = %d.model_name, status = status.as_u16(), "upstream answered with an error");
-    Error::Upstream {
-        status,
-        body: shaped,
-        message: format!(
-            "the upstream for model '{}' answered HTTP {}",
-            d.model_name,
-            status.as_u16()
-        ),
-        retry_after: retry_after.and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok()),
-    }
+    let retry_after = retry_after.and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok());
+    provider(d).map_error(d, status, body.map(|b| secrets.scrub(b)), retry_after)
 }
