@@ -69,7 +69,7 @@ impl AppState {
     /// The state for `workers` worker threads (1 for a single runtime).
     pub fn new(config: Config, workers: usize) -> Result<Arc<Self>, String> {
         crate::install_crypto();
-        let http = Arc::new(crate::outbound::Clients::new(workers)?);
+        let http = Arc::new(crate::outbound::Clients::new(&config, workers)?);
         let metrics = Arc::new(Metrics::default());
         let guardrails = Guardrails::new(&config.guardrails, &http, &metrics)?;
         let keys = Keys::new(&config);

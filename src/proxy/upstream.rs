@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::config::{Deployment, Flavor};
 use crate::error::Error;
-use crate::outbound::{HeaderBlock, HttpClient, PooledBody, SendError};
+use crate::outbound::{BodyError, HeaderBlock, HttpClient, PooledBody, SendError};
 use crate::proxy::{Collect, collect, mock};
 
 static AZURE_KEY: HeaderName = HeaderName::from_static("api-key");
@@ -51,6 +51,7 @@ pub fn request_head(d: &Deployment) -> HeaderBlock {
     };
     let key = d.api_key.is_some().then_some((name, &d.auth_header));
     HeaderBlock::new(
+        d.url.as_ref(),
         [(&header::CONTENT_TYPE, &content_type)]
             .into_iter()
             .chain(key)
@@ -76,7 +77,7 @@ pub async fn send(
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let call = http.post(url, head, [], Bytes::from(body));
+    let call = http.post(d.ssl_verify.as_ref(), url, head, [], Bytes::from(body));
     let response = match tokio::time::timeout_at(deadline, call).await {
         Err(_) => return Err(timed_out(d, timeout)),
         Ok(Err(e)) => return Err(transport_error(d, &e)),
@@ -110,7 +111,7 @@ pub async fn send(
     })
 }
 
-fn broke_off(model: &str, e: &std::io::Error) -> Error {
+fn broke_off(model: &str, e: &BodyError) -> Error {
     tracing::warn!(model = %model, error = %e, "upstream body failed");
     Error::UpstreamUnreachable(format!(
         "the upstream for model '{model}' broke off its response"
