@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::config::{Deployment, Flavor};
 use crate::error::{Error, Secrets};
-use crate::outbound::{HeaderBlock, HttpClient, PooledBody, SendError};
+use crate::outbound::{BodyError, HeaderBlock, HttpClient, PooledBody, SendError};
 use crate::proxy::budget::Budget;
 use crate::proxy::{Collect, collect, mock};
 
@@ -54,6 +54,7 @@ pub fn request_head(d: &Deployment) -> HeaderBlock {
     };
     let key = d.api_key.is_some().then_some((name, &d.auth_header));
     HeaderBlock::new(
+        d.url.as_ref(),
         [(&header::CONTENT_TYPE, &content_type)]
             .into_iter()
             .chain(key)
@@ -89,7 +90,7 @@ pub async fn send(
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let call = http.post(url, head, [], Bytes::from(body));
+    let call = http.post(d.ssl_verify.as_ref(), url, head, [], Bytes::from(body));
     let response = match tokio::time::timeout_at(deadline, call).await {
         Err(_) => return Err(timed_out(d, timeout)),
         Ok(Err(e)) => return Err(transport_error(d, &e)),
@@ -149,7 +150,7 @@ pub fn over_budget(budget: &Budget) -> Error {
     ))
 }
 
-fn broke_off(model: &str, e: &std::io::Error) -> Error {
+fn broke_off(model: &str, e: &BodyError) -> Error {
     tracing::warn!(model = %model, error = %e, "upstream body failed");
     Error::UpstreamUnreachable(format!(
         "the upstream for model '{model}' broke off its response"
