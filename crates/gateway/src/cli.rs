@@ -194,7 +194,7 @@ pub fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
                     .build()
                     .map_err(|e| format!("cannot start worker {i}: {e}"))?;
                 rt.block_on(async move {
-                    tokio::spawn(heartbeat(state.http.get().clone()));
+                    tokio::spawn(heartbeat());
                     if busy_poll > Duration::ZERO {
                         tokio::spawn(spin::spin(busy_poll));
                     }
@@ -237,14 +237,12 @@ pub fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
 /// its own thread through an eventfd (one `write` and one extra `epoll_wait`
 /// per request). With this tick pending, the driver's next wake-up is already
 /// earlier, so arming the timer costs no system call. It costs one wake-up a
-/// second on an idle worker, which also sweeps the worker's connection pool
-/// (idle connections the other side closed are closed here too).
-async fn heartbeat(http: crate::outbound::HttpClient) {
+/// second on an idle worker.
+async fn heartbeat() {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        http.sweep();
     }
 }
 

@@ -24,7 +24,7 @@ pub mod yaml;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +79,15 @@ impl Env {
 
     fn first(&self, names: &[&str]) -> Option<String> {
         names.iter().find_map(|n| self.get(n))
+    }
+
+    /// The first of `names` the overlay sets, else the first the process
+    /// environment sets (for variables spelt in either case).
+    fn either_case(&self, names: &[&str]) -> Option<String> {
+        names
+            .iter()
+            .find_map(|n| self.overlay.get(*n).filter(|v| !v.is_empty()).cloned())
+            .or_else(|| self.first(names))
     }
 }
 
@@ -152,6 +161,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The files `include` merged in, in the order they were read.
     pub included: Vec<std::path::PathBuf>,
+    /// Proxies and TLS trust for upstream and guardrail calls.
+    pub outbound: Outbound,
 }
 
 /// How a provider expects to be called.
@@ -197,6 +208,8 @@ pub struct Deployment {
     pub weight: Option<f64>,
     /// LiteLLM's `mock_response`: answer with this text, no network call.
     pub mock_response: Option<String>,
+    /// `ssl_verify`; `None`: the gateway-wide [`Outbound::ssl_verify`].
+    pub ssl_verify: Option<SslVerify>,
 }
 
 /// One `model_list` entry, validated.
@@ -256,6 +269,43 @@ pub struct GuardrailConfig {
     /// Refuse requests carrying parts no guardrail can read (images, audio,
     /// files) instead of letting them pass.
     pub block_uninspectable: bool,
+    /// `ssl_verify`; `None`: the gateway-wide [`Outbound::ssl_verify`].
+    pub ssl_verify: Option<SslVerify>,
+}
+
+/// LiteLLM's `ssl_verify`: how the TLS certificate of an upstream or a
+/// guardrail is checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SslVerify {
+    /// Against the platform's roots plus `SSL_CERT_FILE` and `SSL_CERT_DIR`.
+    #[default]
+    Platform,
+    /// `false`: not checked at all.
+    Off,
+    /// A CA bundle (PEM): against its certificates only, as LiteLLM does.
+    Bundle(PathBuf),
+}
+
+/// Outbound settings read from the environment (the `environment_variables`
+/// overlay first, then the process's) and `litellm_settings`.
+#[derive(Clone, Debug, Default)]
+pub struct Outbound {
+    /// `SSL_VERIFY`, else `litellm_settings.ssl_verify`: for every
+    /// deployment and guardrail without an `ssl_verify` of its own.
+    pub ssl_verify: SslVerify,
+    /// `HTTP_PROXY` / `http_proxy`: for `http://` destinations. Proxy URLs
+    /// may carry credentials, hence secrets.
+    pub http_proxy: Option<Secret>,
+    /// `HTTPS_PROXY` / `https_proxy`: for `https://` (and `wss://`) ones.
+    pub https_proxy: Option<Secret>,
+    /// `ALL_PROXY` / `all_proxy`: for either, when the one above is unset.
+    pub all_proxy: Option<Secret>,
+    /// `NO_PROXY` / `no_proxy`: hosts, domains and networks reached directly.
+    pub no_proxy: Option<String>,
+    /// `SSL_CERT_FILE`: more trusted roots (PEM).
+    pub ssl_cert_file: Option<PathBuf>,
+    /// `SSL_CERT_DIR`: directories of more trusted roots (PEM), `:`-separated.
+    pub ssl_cert_dir: Vec<PathBuf>,
 }
 
 /// A client key defined in the file (LiteLLM keeps these in Postgres).
@@ -782,6 +832,7 @@ impl Cx {
             None => &empty,
         };
 
+        let outbound = self.outbound(map);
         let mut guardrails = self.guardrails(map);
         self.legacy_guardrails(litellm, &mut guardrails);
         self.callbacks(litellm);
@@ -807,6 +858,7 @@ impl Cx {
             router,
             server,
             included: vec![],
+            outbound,
         })
     }
 
@@ -894,6 +946,7 @@ impl Cx {
                 "weight",
                 "mock_response",
                 "custom_llm_provider",
+                "ssl_verify",
             ],
             compat::deployment_param,
         );
@@ -909,6 +962,7 @@ impl Cx {
         let tpm = self.integer(params, p, "tpm");
         let weight = self.number(params, p, "weight");
         let mock_response = self.string(params, p, "mock_response");
+        let ssl_verify = self.ssl_verify(params, p);
         let mut extra_headers = self.headers(params, p, "extra_headers");
 
         let (model_info_id, mode) = match field(map, "model_info") {
@@ -1110,6 +1164,7 @@ impl Cx {
             tpm,
             weight,
             mock_response,
+            ssl_verify,
         })))
     }
 
@@ -1208,6 +1263,7 @@ impl Cx {
                 "fail_on_error",
                 "unreachable_fallback",
                 "block_uninspectable",
+                "ssl_verify",
             ],
         );
         let vendor = self.required_string(params, p, "guardrail");
@@ -1258,6 +1314,7 @@ impl Cx {
         let block_uninspectable = self
             .boolean(params, p, "block_uninspectable")
             .unwrap_or(false);
+        let ssl_verify = self.ssl_verify(params, p);
         let (key_env, base_env, default_base, key_message) = match vendor {
             Vendor::Aim => (
                 "AIM_API_KEY",
@@ -1297,6 +1354,7 @@ impl Cx {
             timeout,
             fail_open,
             block_uninspectable,
+            ssl_verify,
         })
     }
 
@@ -1850,6 +1908,7 @@ impl Cx {
             "audit_log_callbacks",
             "turn_off_message_logging",
             "redact_user_api_key_info",
+            "ssl_verify",
         ]);
         self.other_keys(
             litellm,
@@ -1946,6 +2005,123 @@ impl Cx {
             settings.cooldown_time = Duration::from_secs_f64(c);
         }
         settings
+    }
+
+    /// `map.ssl_verify`: `true`, `false` (also as strings, as LiteLLM reads
+    /// them), or the path of a CA bundle, which must exist.
+    fn ssl_verify(&mut self, map: &Mapping, path: &str) -> Option<SslVerify> {
+        let v = field(map, "ssl_verify")?;
+        let path = join(path, "ssl_verify");
+        match v {
+            Value::Bool(b) => Some(self.verify_flag(*b, &path)),
+            Value::String(s) => self.verify_text(s, &path),
+            other => {
+                self.error(
+                    path,
+                    format!(
+                        "expected true, false or the path of a CA bundle, found {}",
+                        describe(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn verify_flag(&mut self, on: bool, path: &str) -> SslVerify {
+        if on {
+            return SslVerify::Platform;
+        }
+        self.warn(
+            path,
+            "TLS certificates are not verified (ssl_verify: false)",
+        );
+        SslVerify::Off
+    }
+
+    fn verify_text(&mut self, text: &str, path: &str) -> Option<SslVerify> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" => return Some(self.verify_flag(true, path)),
+            "false" => return Some(self.verify_flag(false, path)),
+            _ => {}
+        }
+        if !Path::new(text).is_file() {
+            self.error(
+                path,
+                format!(
+                    "the CA bundle {text:?} is not a readable file (expected true, false or a path)"
+                ),
+            );
+            return None;
+        }
+        Some(SslVerify::Bundle(PathBuf::from(text)))
+    }
+
+    /// Proxies and trust from the environment and `litellm_settings`.
+    fn outbound(&mut self, root: &Mapping) -> Outbound {
+        let proxy = |cx: &mut Cx, names: [&str; 2]| {
+            let value = cx.env.either_case(&names)?;
+            // Checked here, not skipped later: a proxy that cannot be used
+            // must not turn into going direct.
+            let uri = value.parse::<axum::http::Uri>().ok();
+            let scheme = uri.as_ref().and_then(|u| u.scheme_str());
+            if uri.as_ref().and_then(|u| u.host()).is_none()
+                || !matches!(scheme, None | Some("http"))
+            {
+                cx.error(
+                    names[0],
+                    format!(
+                        "expected an http:// proxy URL (http://host:port), found {}",
+                        scheme.map_or("something else".to_owned(), |s| format!("a {s}:// one"))
+                    ),
+                );
+                return None;
+            }
+            Some(Secret(value))
+        };
+        let http_proxy = proxy(self, ["HTTP_PROXY", "http_proxy"]);
+        let https_proxy = proxy(self, ["HTTPS_PROXY", "https_proxy"]);
+        let all_proxy = proxy(self, ["ALL_PROXY", "all_proxy"]);
+        let no_proxy = self.env.either_case(&["NO_PROXY", "no_proxy"]);
+        let ssl_cert_file = self.env.get("SSL_CERT_FILE").map(PathBuf::from);
+        if let Some(f) = ssl_cert_file.as_ref().filter(|f| !f.is_file()) {
+            self.error(
+                "SSL_CERT_FILE",
+                format!("{} is not a readable file", f.display()),
+            );
+        }
+        let ssl_cert_dir: Vec<PathBuf> = self
+            .env
+            .get("SSL_CERT_DIR")
+            .map(|dirs| {
+                std::env::split_paths(&dirs)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for d in ssl_cert_dir.iter().filter(|d| !d.is_dir()) {
+            self.error(
+                "SSL_CERT_DIR",
+                format!("{} is not a directory", d.display()),
+            );
+        }
+        // LiteLLM's order: the SSL_VERIFY variable, then litellm_settings.
+        let ssl_verify = match self.env.get("SSL_VERIFY") {
+            Some(v) => self.verify_text(&v, "SSL_VERIFY"),
+            None => match field(root, "litellm_settings") {
+                Some(Value::Mapping(m)) => self.ssl_verify(m, "litellm_settings"),
+                _ => None,
+            },
+        };
+        Outbound {
+            ssl_verify: ssl_verify.unwrap_or_default(),
+            http_proxy,
+            https_proxy,
+            all_proxy,
+            no_proxy,
+            ssl_cert_file,
+            ssl_cert_dir,
+        }
     }
 
     /// `[{"gpt-4o": ["gpt-3.5-turbo"]}, ...]`. A name may be served by a
@@ -2887,5 +3063,65 @@ mod tests {
                 .contains("general_settings.response_budget_mb: must be positive"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ssl_verify_values_and_precedence() {
+        let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        let model = |v: &str| {
+            format!(
+                "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/m\n      api_key: k\n      ssl_verify: {v}\n"
+            )
+        };
+        let cases = [
+            ("true", SslVerify::Platform),
+            ("false", SslVerify::Off),
+            ("\"False\"", SslVerify::Off),
+            (bundle, SslVerify::Bundle(bundle.into())),
+        ];
+        for (value, want) in cases {
+            let (c, w) = ok(&model(value));
+            assert_eq!(c.deployments[0].ssl_verify, Some(want.clone()), "{value}");
+            // Verification off is said out loud.
+            assert_eq!(w.len(), usize::from(want == SslVerify::Off), "{w:?}");
+        }
+        for bad in ["/nonexistent/ca.pem", "[1]", "3"] {
+            let e = err(&model(bad));
+            assert_eq!(
+                e.errors[0].path, "model_list[0].litellm_params.ssl_verify",
+                "{bad}"
+            );
+        }
+        // The gateway-wide value: SSL_VERIFY, else litellm_settings.
+        let text = "litellm_settings:\n  ssl_verify: false\n";
+        let (c, w) = ok(text);
+        assert_eq!(c.outbound.ssl_verify, SslVerify::Off);
+        assert_eq!(w[0].path, "litellm_settings.ssl_verify");
+        let env = Env::default().with("SSL_VERIFY", "true");
+        let (c, _) = parse(text, &env).unwrap();
+        assert_eq!(c.outbound.ssl_verify, SslVerify::Platform);
+        let env = Env::default()
+            .with("SSL_CERT_FILE", "/nonexistent/ca.pem")
+            .with("SSL_CERT_DIR", "/nonexistent-a:/nonexistent-b");
+        let e = parse("", &env).unwrap_err();
+        let paths: Vec<&str> = e.errors.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, ["SSL_CERT_FILE", "SSL_CERT_DIR", "SSL_CERT_DIR"]);
+    }
+
+    #[test]
+    fn proxies_from_the_environment_in_either_case() {
+        let env = Env::default()
+            .with("https_proxy", "http://user:pw@proxy:3128")
+            .with("HTTP_PROXY", "proxy:3128")
+            .with("no_proxy", "localhost,.internal");
+        let (c, _) = parse("", &env).unwrap();
+        let o = &c.outbound;
+        assert_eq!(
+            o.https_proxy.as_ref().unwrap().expose(),
+            "http://user:pw@proxy:3128"
+        );
+        assert_eq!(o.http_proxy.as_ref().unwrap().expose(), "proxy:3128");
+        assert_eq!(o.no_proxy.as_deref(), Some("localhost,.internal"));
+        assert!(!format!("{o:?}").contains("pw@"), "credentials never shown");
     }
 }

@@ -19,7 +19,9 @@
 //! - `error`: one error type and its OpenAI-style envelope.
 //! - `metrics`: the Prometheus registry.
 //! - `logfmt`: the field formatter of the human-readable logs.
-//! - `outbound`: the pooled HTTP client for upstreams and guardrails.
+//! - `outbound`: hyper-util's pooled client, configured for upstreams and
+//!   guardrails (proxies, TLS trust, a pool per worker), and the connection
+//!   of Aim's websocket.
 //! - `spin`: optional busy-polling on idle worker threads.
 //! - `mock`: the mock upstream and mock Aim used by tests, the benchmark and
 //!   the quickstart.

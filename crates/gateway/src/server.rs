@@ -70,7 +70,7 @@ impl AppState {
     /// The state for `workers` worker threads (1 for a single runtime).
     pub fn new(config: Config, workers: usize) -> Result<Arc<Self>, String> {
         crate::install_crypto();
-        let http = Arc::new(crate::outbound::Clients::new(workers)?);
+        let http = Arc::new(crate::outbound::Clients::new(&config, workers)?);
         let metrics = Arc::new(Metrics::default());
         let budget = Budget::new(
             config.server.response_budget,

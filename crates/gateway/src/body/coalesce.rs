@@ -24,10 +24,8 @@ use crate::error::Error;
 /// Past this many bytes held, send without waiting for more.
 const MAX_HELD: usize = 64 * 1024;
 /// Event-loop turns given to the producer before what is held goes out.
-/// Measured with hyper's client, when it ran as a task of its own: the next
-/// chunk it had already read was ready on the second turn. The outbound
-/// client now decodes in the request's task, so chunks already read come at
-/// once; the turns still let a chunk arriving just behind join the write.
+/// Measured with hyper's client, whose connection runs as a task of its own:
+/// the next chunk it had already read was ready on the second turn.
 const TURNS: u8 = 2;
 
 type Item = Result<Bytes, Error>;
@@ -217,7 +215,7 @@ mod tests {
                 .unwrap();
             std::future::pending::<()>().await;
         });
-        let clients = crate::outbound::Clients::new(1).unwrap();
+        let clients = crate::outbound::Clients::build(&Default::default(), [], 1).unwrap();
         let request = axum::http::Request::post(format!("http://{addr}/"))
             .body(Bytes::new())
             .unwrap();

@@ -13,18 +13,16 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use std::sync::Arc;
 
 use crate::body::budget::Budget;
 use crate::body::{Collect, collect};
-use crate::config::{GuardrailConfig, Vendor};
+use crate::config::{GuardrailConfig, SslVerify, Vendor};
 use crate::error::fmt_secs;
-use crate::outbound::{Clients, HeaderBlock};
+use crate::outbound::{Clients, HeaderBlock, WsError};
 
 /// Upper bound on an analyze answer read into memory.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -144,6 +142,8 @@ pub struct Client {
     vendor: Vendor,
     /// Analyze answers are read within it.
     pub(crate) budget: Arc<Budget>,
+    /// `ssl_verify`, for analyze calls and the websocket alike.
+    ssl_verify: Option<SslVerify>,
 }
 
 #[derive(Debug)]
@@ -198,7 +198,7 @@ struct RequiredAction {
     detection_message: Option<String>,
 }
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = crate::outbound::Socket;
 
 impl Client {
     pub fn new(
@@ -232,19 +232,21 @@ impl Client {
         let json = HeaderValue::from_static("application/json");
         let agent = HeaderValue::from_static(USER_AGENT);
         let names = HeaderNames::new(prefix);
-        let fixed = HeaderBlock::new([
-            (&header::AUTHORIZATION, &authorization),
-            (&names.version, &version),
-            (&header::USER_AGENT, &agent),
-            (&header::CONTENT_TYPE, &json),
-        ]);
+        let analyze_url = format!("{}/fw/v1/analyze", cfg.api_base)
+            .parse::<Uri>()
+            .map_err(|e| format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name))?;
+        let fixed = HeaderBlock::new(
+            Some(&analyze_url),
+            [
+                (&header::AUTHORIZATION, &authorization),
+                (&names.version, &version),
+                (&header::USER_AGENT, &agent),
+                (&header::CONTENT_TYPE, &json),
+            ],
+        );
         Ok(Client {
             http,
-            analyze_url: format!("{}/fw/v1/analyze", cfg.api_base)
-                .parse::<Uri>()
-                .map_err(|e| {
-                    format!("guardrail '{}': api_base is not a valid URL: {e}", cfg.name)
-                })?,
+            analyze_url,
             stream_url: format!("{ws_base}/fw/v1/analyze/stream"),
             authorization,
             fixed,
@@ -252,6 +254,7 @@ impl Client {
             names,
             vendor: cfg.vendor,
             budget,
+            ssl_verify: cfg.ssl_verify.clone(),
         })
     }
 
@@ -306,10 +309,13 @@ impl Client {
         let headers = self.call_headers(hook, info);
         let headers = headers.iter().flatten().map(|(n, v)| (n, v));
         let call = async {
-            let send =
-                self.http
-                    .get()
-                    .post(&self.analyze_url, &self.fixed, headers, Bytes::from(body));
+            let send = self.http.get().post(
+                self.ssl_verify.as_ref(),
+                &self.analyze_url,
+                &self.fixed,
+                headers,
+                Bytes::from(body),
+            );
             let response = send.await.map_err(|e| {
                 tracing::debug!(error = ?e, "guardrail call failed");
                 Failure::Unreachable
@@ -349,11 +355,13 @@ impl Client {
             .headers_mut()
             .extend(self.headers(Hook::Output, info));
         let connect =
-            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false);
+            self.http
+                .get()
+                .websocket(self.ssl_verify.as_ref(), request, Some(ws_config()));
         match tokio::time::timeout(self.timeout, connect).await {
             Err(_) => Err(Failure::Timeout(self.timeout)),
-            Ok(Ok((socket, _))) => Ok(socket),
-            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Ok(Ok(socket)) => Ok(socket),
+            Ok(Err(WsError::Handshake(tokio_tungstenite::tungstenite::Error::Http(response)))) => {
                 Err(Failure::Status(response.status().as_u16()))
             }
             Ok(Err(e)) => {

@@ -30,7 +30,7 @@ use crate::body::{BodyStream, Collect, collect};
 use crate::config::{Deployment, Flavor};
 use crate::error::fmt_secs;
 use crate::error::{Error, Secrets};
-use crate::outbound::{HeaderBlock, HttpClient, PooledBody, SendError};
+use crate::outbound::{BodyError, HeaderBlock, HttpClient, PooledBody, SendError};
 
 /// One kind of upstream API. The defaults are the OpenAI chat format, which
 /// the rest of the gateway speaks: a provider that speaks it too overrides
@@ -103,6 +103,7 @@ pub(crate) fn json_head(d: &Deployment, key: &HeaderName) -> HeaderBlock {
     let content_type = HeaderValue::from_static("application/json");
     let key = d.api_key.is_some().then_some((key, &d.auth_header));
     HeaderBlock::new(
+        d.url.as_ref(),
         [(&header::CONTENT_TYPE, &content_type)]
             .into_iter()
             .chain(key)
@@ -140,7 +141,7 @@ pub async fn send(
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let call = http.post(url, head, [], Bytes::from(body));
+    let call = http.post(d.ssl_verify.as_ref(), url, head, [], Bytes::from(body));
     let response = match tokio::time::timeout_at(deadline, call).await {
         Err(_) => return Err(timed_out(d, timeout)),
         Ok(Err(e)) => return Err(transport_error(d, &e)),
@@ -200,7 +201,7 @@ pub fn over_budget(budget: &Budget) -> Error {
     ))
 }
 
-fn broke_off(model: &str, e: &std::io::Error) -> Error {
+fn broke_off(model: &str, e: &BodyError) -> Error {
     tracing::warn!(model = %model, error = %e, "upstream body failed");
     Error::UpstreamUnreachable(format!(
         "the upstream for model '{model}' broke off its response"
