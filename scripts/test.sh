@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# (the layering check joins once the tree has no cycle)
+python3 scripts/check-layers.py
 python3 scripts/check-dockerfile.py
 cargo fmt --all --check
 cargo clippy --workspace --locked --all-targets -- -D warnings

@@ -188,6 +188,7 @@ async fn run_quickstart(args: QuickstartArgs) -> ExitCode {
         port: args.port,
         check: false,
         log_format: args.log_format,
+        runtime: None,
         num_workers: None,
         busy_poll_us: 0,
     };

@@ -33,29 +33,26 @@
 //! (or the streaming relay) → respond. See `proxy` for the details.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod config;
+pub mod context;
+pub mod endpoints;
 pub mod error;
 pub mod guardrails;
 pub mod limits;
 pub mod logfmt;
 pub mod metrics;
-
-pub mod body;
 pub mod outbound;
 pub mod providers;
-pub mod proxy;
 pub mod router;
+pub mod runtime;
 pub mod server;
-pub mod spin;
 pub mod sse;
+pub mod state;
 pub mod wire;
+
+pub use outbound::install_crypto;
 
 /// The gateway's version, sent to Aim as `x-aim-litellm-version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Use ring for TLS (rustls is built without a default provider, to keep
-/// aws-lc and its C toolchain out of the build). Safe to call repeatedly.
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

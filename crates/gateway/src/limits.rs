@@ -3,15 +3,48 @@
 //! `global_max_parallel_requests`. Over a limit the answer is 429 with
 //! `retry-after` and `x-ratelimit-*` headers, never a queue.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
 
 use crate::config::VirtualKey;
 use crate::error::Error;
-use crate::router::health::{Window, lock};
+
+/// The length of a rate window.
+pub const MINUTE: Duration = Duration::from_secs(60);
+
+/// Requests and tokens counted over a one-minute window that starts with its
+/// first request (so a limit of N allows N per window, with no clock-edge
+/// bursts from aligning windows to the wall clock).
+#[derive(Debug, Default)]
+pub struct Window {
+    start: Option<Instant>,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+impl Window {
+    /// Roll over when the window has expired; returns the time until it ends.
+    pub fn roll(&mut self, now: Instant) -> Duration {
+        match self.start {
+            Some(s) if now.duration_since(s) < MINUTE => MINUTE - now.duration_since(s),
+            _ => {
+                self.start = Some(now);
+                self.requests = 0;
+                self.tokens = 0;
+                MINUTE
+            }
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section leaves the
+/// counters valid.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The live counters of one virtual key.
 #[derive(Debug, Default)]

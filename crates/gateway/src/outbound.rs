@@ -114,7 +114,7 @@ impl Clients {
         own: impl IntoIterator<Item = &'a SslVerify>,
         workers: usize,
     ) -> Result<Self, String> {
-        crate::install_crypto();
+        install_crypto();
         let extra = extra_roots(settings)?;
         let mut trust = vec![settings.ssl_verify.clone()];
         for v in own {
@@ -748,6 +748,12 @@ impl ServerCertVerifier for Unverified {
     }
 }
 
+/// Use ring for TLS (rustls is built without a default provider, to keep
+/// aws-lc and its C toolchain out of the build). Safe to call repeatedly.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -775,7 +781,7 @@ mod tests {
     /// The same over TLS, with the certificate in tests/fixtures/tls.
     async fn tls_server(after: After) -> (String, Arc<AtomicUsize>) {
         use rustls::pki_types::PrivateKeyDer;
-        crate::install_crypto();
+        install_crypto();
         let certs = CertificateDer::pem_file_iter(fixture("server.pem"))
             .unwrap()
             .collect::<Result<Vec<_>, _>>()

@@ -1,16 +1,16 @@
-//! The HTTP server: shared state, routes, the layer stack, and the accept
-//! loop with graceful shutdown.
+//! The HTTP server: one entry point, one layer stack, the accept loop and
+//! graceful shutdown.
 //!
-//! Layers, outermost first:
-//! 1. `call_context`: picks the call id (the client's `x-litellm-call-id` or
-//!    a new UUIDv4), starts the clock, and puts `x-litellm-call-id` and
-//!    `x-litellm-overhead-duration-ms` on every response, errors included;
-//! 2. `CatchPanicLayer`: a panic in a handler becomes a 500 envelope with no
-//!    detail, never a dropped connection;
-//! 3. the routes; anything else is a 404 envelope.
-//!
-//! `POST /v1/chat/completions` (and `/chat/completions`), the hot route,
-//! bypasses the router and gets the same treatment from [`Dispatch`].
+//! Every request goes through [`Dispatch`], which routes it ([`route`]) to
+//! its endpoint and gives every endpoint the same layer, outermost first:
+//! 1. the call context: the call id (the client's `x-litellm-call-id` or a
+//!    new UUIDv4) and the clock, and on the response `x-litellm-call-id` and
+//!    `x-litellm-overhead-duration-ms`, errors included;
+//! 2. activity for the busy-poll window ([`crate::runtime`]);
+//! 3. a panic in an endpoint becomes a 500 envelope with no detail, never a
+//!    dropped connection;
+//! 4. the endpoint; an unknown path is a 404 envelope, a known one with
+//!    another method a 405.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,174 +19,62 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
-use tower::ServiceExt;
-use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::auth::Keys;
-use crate::body::budget::Budget;
-use crate::config::{Config, ServerSettings};
+use crate::config::Config;
+use crate::context::CallContext;
+use crate::endpoints::{chat, health, models};
 use crate::error::Error;
-use crate::guardrails::Guardrails;
-use crate::limits::GlobalLimit;
-use crate::metrics::Metrics;
-use crate::router::Router as ModelRouter;
+use crate::state::AppState;
 
-pub const CALL_ID_HEADER: HeaderName = HeaderName::from_static("x-litellm-call-id");
-pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
-
-/// Everything a request needs, shared by all of them.
-pub struct AppState {
-    pub keys: Keys,
-    pub router: ModelRouter,
-    pub guardrails: Guardrails,
-    /// Pooled HTTP clients for upstream and guardrail calls, one per worker.
-    pub http: Arc<crate::outbound::Clients>,
-    pub metrics: Arc<Metrics>,
-    pub settings: ServerSettings,
-    /// `global_max_parallel_requests`.
-    pub global: GlobalLimit,
-    /// Set once shutdown begins: readiness answers 503.
-    pub draining: AtomicBool,
+/// The routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /v1/chat/completions`, `POST /chat/completions`.
+    Chat,
+    /// `GET /v1/models`, `GET /models`.
+    Models,
+    /// `GET /health/liveliness`, `GET /health/liveness`.
+    Liveness,
+    /// `GET /health/readiness`.
+    Readiness,
+    /// `GET /metrics`.
+    Metrics,
 }
 
-impl AppState {
-    /// The state for `workers` worker threads (1 for a single runtime).
-    pub fn new(config: Config, workers: usize) -> Result<Arc<Self>, String> {
-        crate::install_crypto();
-        let http = Arc::new(crate::outbound::Clients::new(&config, workers)?);
-        let metrics = Arc::new(Metrics::default());
-        let budget = Budget::new(
-            config.server.response_budget,
-            config.server.max_response_bytes,
-        );
-        let guardrails = Guardrails::new(&config.guardrails, &http, &metrics, &budget)?;
-        let keys = Keys::new(&config);
-        let secrets = Arc::new(config.secrets());
-        let Config {
-            deployments,
-            router,
-            server,
-            ..
-        } = config;
-        Ok(Arc::new(AppState {
-            keys,
-            router: ModelRouter::new(&deployments, router, metrics.clone(), secrets, budget),
-            guardrails,
-            http,
-            metrics,
-            global: GlobalLimit::new(server.max_parallel_requests),
-            settings: server,
-            draining: AtomicBool::new(false),
-        }))
+/// The route of a request: 404 for an unknown path, 405 for another method
+/// (a `GET` route also answers `HEAD`).
+pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
+    let (route, allowed) = match path {
+        "/v1/chat/completions" | "/chat/completions" => (Route::Chat, Method::POST),
+        "/v1/models" | "/models" => (Route::Models, Method::GET),
+        "/health/liveliness" | "/health/liveness" => (Route::Liveness, Method::GET),
+        "/health/readiness" => (Route::Readiness, Method::GET),
+        "/metrics" => (Route::Metrics, Method::GET),
+        _ => return Err(Error::NotFound(path.to_owned())),
+    };
+    if *method == allowed || (allowed == Method::GET && *method == Method::HEAD) {
+        Ok(route)
+    } else {
+        Err(Error::MethodNotAllowed(method.to_string(), path.to_owned()))
     }
 }
 
-/// Per-request facts set by the outermost layer.
-#[derive(Clone, Debug)]
-pub struct CallContext {
-    pub call_id: HeaderValue,
-    pub started: Instant,
-}
-
-/// A random (version 4) UUID for a call id. Drawn from a per-thread
-/// generator rather than the kernel's: a call id must be unique, not secret,
-/// and `getrandom` was the one syscall per request that was not I/O.
-pub fn new_call_id() -> uuid::Uuid {
-    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
-}
-
-/// A duration as milliseconds with three decimals (`12.345`).
-pub fn millis(d: Duration) -> HeaderValue {
-    // Formatted by hand into a stack buffer: this runs on every response.
-    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let (whole, frac) = (micros / 1000, micros % 1000);
-    let mut buf = [0u8; 24];
-    let mut at = buf.len();
-    for digit in [frac % 10, frac / 10 % 10, frac / 100] {
-        at -= 1;
-        buf[at] = b'0' + digit as u8;
-    }
-    at -= 1;
-    buf[at] = b'.';
-    let mut n = whole;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    HeaderValue::from_bytes(&buf[at..]).unwrap_or(HeaderValue::from_static("0"))
-}
-
-async fn call_context(mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let call_id = call_id_for(req.headers());
-    req.extensions_mut().insert(CallContext {
-        call_id: call_id.clone(),
-        started,
-    });
-    crate::spin::activity();
-    let mut response = next.run(req).await;
-    crate::spin::activity();
-    stamp(&mut response, call_id, started);
-    response
-}
-
-/// The client's `x-litellm-call-id` if it is usable, else a new UUIDv4.
-fn call_id_for(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(&CALL_ID_HEADER)
-        .filter(|v| !v.is_empty() && v.len() <= 256 && v.to_str().is_ok())
-        .cloned()
-        .unwrap_or_else(|| {
-            let mut buf = uuid::Uuid::encode_buffer();
-            let id = new_call_id().hyphenated().encode_lower(&mut buf);
-            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
-        })
-}
-
-/// The headers every response carries: the call id, and the overhead unless
-/// the handler measured it more precisely.
-fn stamp(response: &mut Response, call_id: HeaderValue, started: Instant) {
-    let h = response.headers_mut();
-    h.insert(CALL_ID_HEADER, call_id);
-    if !h.contains_key(&OVERHEAD_HEADER) {
-        h.insert(OVERHEAD_HEADER, millis(started.elapsed()));
-    }
-}
-
-/// The service of every connection: chat completions go straight to
-/// [`crate::proxy::respond`], everything else through the axum [`router`].
-///
-/// The hot route skips the router's per-request machinery (the route lookup,
-/// the middleware's boxed `Next`, extractors that clone the header map and
-/// look the context up in the extensions, tower's `Oneshot` and response
-/// mapping) and gets the same treatment as the router's layers give: the
-/// call id, the overhead header, activity for the busy-poll window, and a
-/// 500 envelope if the handler panics.
+/// The service of every connection.
 #[derive(Clone)]
 struct Dispatch {
     state: Arc<AppState>,
-    app: Router,
 }
 
 type DispatchFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -197,138 +85,44 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Dispatch {
     type Future = DispatchFuture;
 
     fn call(&self, req: hyper::Request<Incoming>) -> DispatchFuture {
-        let chat = req.method() == Method::POST
-            && matches!(
-                req.uri().path(),
-                "/v1/chat/completions" | "/chat/completions"
-            );
-        if chat {
-            let state = self.state.clone();
-            Box::pin(async move { Ok(chat_completion(&state, req).await) })
-        } else {
-            Box::pin(self.app.clone().oneshot(req))
-        }
+        let state = self.state.clone();
+        Box::pin(async move { Ok(handle(&state, req).await) })
     }
 }
 
-async fn chat_completion(state: &AppState, req: hyper::Request<Incoming>) -> Response {
-    let started = Instant::now();
+/// One request through the layer stack (see the module doc).
+async fn handle(state: &AppState, req: hyper::Request<Incoming>) -> Response {
     let (parts, body) = req.into_parts();
-    let call_id = call_id_for(&parts.headers);
-    let ctx = CallContext {
-        call_id: call_id.clone(),
-        started,
+    let ctx = CallContext::new(&parts.headers);
+    let answer = async {
+        match route(&parts.method, parts.uri.path()) {
+            Ok(Route::Chat) => chat::respond(state, &ctx, &parts.headers, Body::new(body)).await,
+            Ok(Route::Models) => models::list(state, &parts.headers),
+            Ok(Route::Liveness) => health::liveness(),
+            Ok(Route::Readiness) => health::readiness(state),
+            Ok(Route::Metrics) => health::metrics(state),
+            Err(e) => e.into_response(),
+        }
     };
-    let answer = crate::proxy::respond(state, &ctx, &parts.headers, Body::new(body));
-    guarded(answer, call_id, started).await
+    guarded(answer, &ctx).await
 }
 
-/// What the router's layers do for a handler: activity for the busy-poll
-/// window, a 500 envelope if it panics, and the [`stamp`].
-async fn guarded(
-    answer: impl Future<Output = Response>,
-    call_id: HeaderValue,
-    started: Instant,
-) -> Response {
-    crate::spin::activity();
+/// The layer every endpoint gets: activity for the busy-poll window, a 500
+/// envelope if it panics, and the context's stamp.
+async fn guarded(answer: impl Future<Output = Response>, ctx: &CallContext) -> Response {
+    crate::runtime::activity();
     let answer = AssertUnwindSafe(answer).catch_unwind().await;
-    crate::spin::activity();
+    crate::runtime::activity();
     let mut response = answer.unwrap_or_else(panic_response);
-    stamp(&mut response, call_id, started);
+    ctx.stamp(&mut response);
     response
 }
 
-/// The application: routes and layers (see the module doc for the order).
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/chat/completions", post(crate::proxy::chat_completions))
-        .route("/chat/completions", post(crate::proxy::chat_completions))
-        .route("/v1/models", get(models))
-        .route("/models", get(models))
-        .route("/health/liveliness", get(liveness))
-        .route("/health/liveness", get(liveness))
-        .route("/health/readiness", get(readiness))
-        .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(call_context))
-}
-
-/// A panic in a handler: a 500 envelope with no detail; the connection lives.
+/// A panic in an endpoint: a 500 envelope with no detail; the connection
+/// lives.
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     Error::Internal("handler panicked".into()).into_response()
-}
-
-async fn not_found(req: Request) -> Response {
-    Error::NotFound(req.uri().path().to_owned()).into_response()
-}
-
-async fn method_not_allowed(req: Request) -> Response {
-    Error::MethodNotAllowed(req.method().to_string(), req.uri().path().to_owned()).into_response()
-}
-
-async fn liveness() -> Response {
-    json_response(StatusCode::OK, json!("I'm alive!"))
-}
-
-async fn readiness(State(state): State<Arc<AppState>>) -> Response {
-    if state.draining.load(Ordering::Relaxed) {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "draining", "version": crate::VERSION}),
-        )
-    } else {
-        json_response(
-            StatusCode::OK,
-            json!({"status": "healthy", "version": crate::VERSION}),
-        )
-    }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
-}
-
-/// `GET /v1/models`: the groups the caller's key may use, OpenAI's list format.
-async fn models(
-    State(state): State<Arc<AppState>>,
-    Extension(_ctx): Extension<CallContext>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = match state.keys.authenticate(&headers) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let data: Vec<_> = state
-        .router
-        .groups()
-        .iter()
-        .filter(|g| caller.may_use(&g.name))
-        .map(|g| json!({"id": g.name, "object": "model", "created": 1677610602, "owned_by": "openai"}))
-        .collect();
-    json_response(StatusCode::OK, json!({"object": "list", "data": data}))
-}
-
-fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        value.to_string(),
-    )
-        .into_response()
 }
 
 /// Accept connections until `shutdown` resolves, then drain: stop
@@ -340,7 +134,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let service = Dispatch {
-        app: router(state.clone()),
         state: state.clone(),
     };
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -453,76 +246,26 @@ impl Drop for Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::{CALL_ID_HEADER, OVERHEAD_HEADER};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
 
     const PANIC_ENVELOPE: &[u8] =
         br#"{"error":{"message":"Internal server error","type":"internal_error","param":null,"code":"500"}}"#;
 
-    #[test]
-    fn millis_has_three_decimals() {
-        let ms = |micros: u64| millis(Duration::from_micros(micros));
-        assert_eq!(ms(0), "0.000");
-        assert_eq!(ms(7), "0.007");
-        assert_eq!(ms(1_234), "1.234");
-        assert_eq!(ms(12_030), "12.030");
-        assert_eq!(ms(987_654_321), "987654.321");
-        assert_eq!(ms(u64::MAX), "18446744073709551.615");
-        assert_eq!(millis(Duration::MAX), "18446744073709551.615");
-    }
-
-    #[test]
-    fn new_call_ids_are_uuids() {
-        let id = call_id_for(&HeaderMap::new());
-        let id = id.to_str().unwrap();
-        assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
-        assert_eq!(id, id.to_lowercase());
-        assert_ne!(
-            call_id_for(&HeaderMap::new()),
-            call_id_for(&HeaderMap::new())
-        );
-    }
-
     #[tokio::test]
     async fn a_panic_becomes_a_500_envelope() {
-        use tower::ServiceExt;
-        let app = Router::new()
-            .route(
-                "/boom",
-                get(|| async {
-                    if std::hint::black_box(true) {
-                        panic!("secret detail");
-                    }
-                }),
-            )
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(middleware::from_fn(call_context));
-        let response = app
-            .oneshot(
-                Request::get("/boom")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(response.headers().contains_key(&CALL_ID_HEADER));
-        let body = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .unwrap();
-        assert_eq!(&body[..], PANIC_ENVELOPE);
-    }
-
-    #[tokio::test]
-    async fn the_chat_route_outside_the_router_gets_the_same_treatment() {
-        let call_id = HeaderValue::from_static("call-1");
+        let mut headers = HeaderMap::new();
+        headers.insert(CALL_ID_HEADER, HeaderValue::from_static("call-1"));
+        let ctx = CallContext::new(&headers);
         let boom = async {
             if std::hint::black_box(true) {
                 panic!("secret detail");
             }
             StatusCode::OK.into_response()
         };
-        let response = guarded(boom, call_id.clone(), Instant::now()).await;
+        let response = guarded(boom, &ctx).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(response.headers()[&CALL_ID_HEADER], call_id);
+        assert_eq!(response.headers()[&CALL_ID_HEADER], "call-1");
         assert!(response.headers().contains_key(&OVERHEAD_HEADER));
         let body = axum::body::to_bytes(response.into_body(), 1024)
             .await
@@ -530,8 +273,28 @@ mod tests {
         assert_eq!(&body[..], PANIC_ENVELOPE);
 
         let fine = async { StatusCode::OK.into_response() };
-        let response = guarded(fine, call_id, Instant::now()).await;
+        let response = guarded(fine, &ctx).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[&CALL_ID_HEADER], "call-1");
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route(&Method::POST, "/v1/chat/completions").unwrap(),
+            Route::Chat
+        );
+        assert_eq!(
+            route(&Method::HEAD, "/health/liveliness").unwrap(),
+            Route::Liveness
+        );
+        assert!(matches!(
+            route(&Method::GET, "/v1/chat/completions"),
+            Err(Error::MethodNotAllowed(..))
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/nope"),
+            Err(Error::NotFound(_))
+        ));
     }
 }

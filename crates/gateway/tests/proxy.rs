@@ -622,19 +622,14 @@ async fn graceful_shutdown_finishes_a_stream_in_progress() {
 
 #[tokio::test]
 async fn readiness_turns_503_while_draining() {
-    use tower::ServiceExt;
     let up = upstream().await;
     let gw = gateway(&one_model(&up)).await;
     gw.state
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let app = gateway::server::router(gw.state.clone());
-    let resp = app
-        .oneshot(
-            axum::http::Request::get("/health/readiness")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
+    let resp = client()
+        .get(format!("{}/health/readiness", gw.url()))
+        .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);

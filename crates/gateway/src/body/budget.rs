@@ -37,6 +37,15 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// The error for a request whose answer does not fit: the gateway could
+    /// not hold one more buffered answer.
+    pub fn refusal(&self) -> crate::error::Error {
+        crate::error::Error::Overloaded(format!(
+            "the gateway is holding as many answers in memory as it may ({} bytes, response_budget_mb); try again shortly",
+            self.limit()
+        ))
+    }
+
     /// A budget of `limit` bytes in all, `max_response` per upstream answer.
     pub fn new(limit: usize, max_response: usize) -> Arc<Self> {
         Arc::new(Budget {

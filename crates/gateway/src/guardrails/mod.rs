@@ -542,7 +542,7 @@ impl Guardrail {
         // The gateway's own shortage, not Aim's: never a reason to let the
         // request through unchecked, whatever `fail_open` says.
         if let aim::Failure::OverBudget = failure {
-            return Err(crate::providers::over_budget(&self.client.budget));
+            return Err(self.client.budget.refusal());
         }
         if self.cfg.fail_open {
             tracing::warn!(guardrail = %name, hook = hook.header_value(), reason = %failure, "guardrail unavailable; failing open");

@@ -181,7 +181,7 @@ pub async fn send(
                 "the upstream for model '{}' sent an answer over {limit} bytes (max_response_size_mb)",
                 d.model_name
             ))),
-            Ok(Err(Collect::OverBudget)) => Err(over_budget(budget)),
+            Ok(Err(Collect::OverBudget)) => Err(budget.refusal()),
             Ok(Err(Collect::Failed(e))) => Err(broke_off(&d.model_name, &e)),
         };
     }
@@ -191,14 +191,6 @@ pub async fn send(
         status,
         body: UpstreamBody::Stream(provider.map_stream(d, Box::pin(body))),
     })
-}
-
-/// The gateway could not hold one more buffered answer.
-pub fn over_budget(budget: &Budget) -> Error {
-    Error::Overloaded(format!(
-        "the gateway is holding as many answers in memory as it may ({} bytes, response_budget_mb); try again shortly",
-        budget.limit()
-    ))
 }
 
 fn broke_off(model: &str, e: &BodyError) -> Error {

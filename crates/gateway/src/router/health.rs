@@ -4,42 +4,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Deployment;
+use crate::limits::{MINUTE, Window, lock};
 use crate::metrics::DeploymentStats;
-
-const MINUTE: Duration = Duration::from_secs(60);
-
-/// Requests and tokens counted over a one-minute window that starts with its
-/// first request (so a limit of N allows N per window, with no clock-edge
-/// bursts from aligning windows to the wall clock).
-#[derive(Debug, Default)]
-pub struct Window {
-    start: Option<Instant>,
-    pub requests: u64,
-    pub tokens: u64,
-}
-
-impl Window {
-    /// Roll over when the window has expired; returns the time until it ends.
-    pub fn roll(&mut self, now: Instant) -> Duration {
-        match self.start {
-            Some(s) if now.duration_since(s) < MINUTE => MINUTE - now.duration_since(s),
-            _ => {
-                self.start = Some(now);
-                self.requests = 0;
-                self.tokens = 0;
-                MINUTE
-            }
-        }
-    }
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One deployment and its live state.
 #[derive(Debug)]

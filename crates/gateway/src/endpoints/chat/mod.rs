@@ -16,9 +16,7 @@ pub mod meter;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -27,11 +25,12 @@ use tracing::Instrument;
 
 use crate::body::{BodyStream, coalesce, read_body};
 use crate::config::{Deployment, RoutingStrategy};
+use crate::context::{CallContext, OVERHEAD_HEADER, millis};
 use crate::error::Error;
 use crate::guardrails::{self, Applied, CallInfo, Conversation, stream as gstream};
 use crate::providers::UpstreamBody;
 use crate::router::Member;
-use crate::server::{AppState, CallContext};
+use crate::state::AppState;
 use crate::wire::{ChatRequest, chat as request};
 use meter::{Accounting, Holds, UsageChunk};
 
@@ -59,17 +58,6 @@ struct Meta {
     upstream_wait: Duration,
     /// `x-ratelimit-*` for a key with limits.
     rate_headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-/// `POST /v1/chat/completions` as an axum handler (the router's route; the
-/// accept loop calls [`respond`] directly).
-pub async fn chat_completions(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<CallContext>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    respond(&state, &ctx, &headers, body).await
 }
 
 /// A chat completion, start to finish: the response, errors included, with
@@ -128,10 +116,7 @@ pub async fn respond(
         h.entry(name).or_insert(value);
     }
     let overhead = ctx.started.elapsed().saturating_sub(meta.upstream_wait);
-    h.insert(
-        crate::server::OVERHEAD_HEADER,
-        crate::server::millis(overhead),
-    );
+    h.insert(OVERHEAD_HEADER, millis(overhead));
     response
 }
 
@@ -399,9 +384,9 @@ mod future_sizes {
 
     #[test]
     fn request_futures_stay_small() {
-        let outer = size(|| chat_completions(todo!(), todo!(), todo!(), todo!()));
+        let outer = size(|| respond(todo!(), todo!(), todo!(), todo!()));
         let inner = size(|| handle(todo!(), todo!(), todo!(), todo!(), todo!()));
-        assert!(outer <= 1024, "chat_completions future is {outer} bytes");
+        assert!(outer <= 1024, "respond future is {outer} bytes");
         assert!(inner <= 8 * 1024, "handle future is {inner} bytes");
     }
 }
