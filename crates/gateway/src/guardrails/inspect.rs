@@ -7,7 +7,8 @@
 //! refuses the whole request (400) before any guardrail or upstream call.
 
 use crate::error::Error;
-use crate::wire::message::{ChatMessage, Choice, Content};
+use crate::wire::completion::Choice;
+use crate::wire::message::{ChatMessage, Content};
 
 use super::aim::Message;
 

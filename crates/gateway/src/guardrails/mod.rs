@@ -31,7 +31,8 @@ use crate::config::{GuardrailConfig, Vendor};
 use crate::error::Error;
 use crate::metrics::{GuardrailStats, Metrics};
 use crate::wire::chat::ChatRequest;
-use crate::wire::message::{self, ChatMessage, Content, Target};
+use crate::wire::completion;
+use crate::wire::message::{ChatMessage, Content, Target};
 pub use aim::{CallInfo, Hook, Message};
 pub use inspect::Conversation;
 
@@ -282,7 +283,7 @@ pub async fn post_call(
     conv: &Conversation<'_>,
     body: Bytes,
 ) -> Result<Bytes, Error> {
-    let choices = match message::decode_completion(&body) {
+    let choices = match completion::decode_completion(&body) {
         Ok(Some(choices)) => choices,
         Ok(None) => return Err(inspect::not_checkable("no choices list")),
         Err(e) => return Err(inspect::not_checkable(&e.to_string())),

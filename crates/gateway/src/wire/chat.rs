@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::message::{self, ChatMessage, Content, Str};
+use super::json::{self, Str};
+use super::message::{self, ChatMessage, Content};
 use crate::error::Error;
 
 /// Fields that steer the gateway and never reach the upstream.
@@ -36,8 +37,8 @@ pub struct ChatRequest<'a> {
 impl<'a> ChatRequest<'a> {
     /// Parse and validate a body. Every byte is decoded once: the messages
     /// into [`ChatMessage`]s, every other field walked (see
-    /// [`message::check`]), so a body the guardrails could not read whole
-    /// (invalid Unicode, nesting past [`message::MAX_DEPTH`], a repeated
+    /// [`json::check`]), so a body the guardrails could not read whole
+    /// (invalid Unicode, nesting past [`json::MAX_DEPTH`], a repeated
     /// key a guardrail reads) is refused here, before anything is called.
     pub fn parse(body: &'a [u8]) -> Result<Self, Error> {
         let Fields(fields) = serde_json::from_slice(body).map_err(|e| {
@@ -51,15 +52,15 @@ impl<'a> ChatRequest<'a> {
         for (i, (key, raw)) in fields.iter().enumerate() {
             // Two spellings of one key (`messages` and `Messages`): which one
             // a case-insensitive decoder upstream keeps cannot be known.
-            let name = message::folded(key);
-            if fields[..i].iter().any(|(k, _)| message::folded(k) == name) {
+            let name = json::folded(key);
+            if fields[..i].iter().any(|(k, _)| json::folded(k) == name) {
                 return Err(Error::invalid(
                     format!("Invalid request body: duplicate key '{key}'"),
                     Some(key),
                 ));
             }
             if key != "messages" {
-                message::check(raw.get(), 1).map_err(|e| {
+                json::check(raw.get(), 1).map_err(|e| {
                     Error::invalid(format!("Invalid request body: '{key}': {e}"), Some(key))
                 })?;
             }
@@ -83,7 +84,7 @@ impl<'a> ChatRequest<'a> {
         // Found in any spelling a lenient decoder upstream would read.
         let messages = fields
             .iter()
-            .find(|(k, _)| message::folded(k) == "messages")
+            .find(|(k, _)| json::folded(k) == "messages")
             .map(|(_, v)| *v)
             .filter(|v| v.get() != "null");
         let Some(messages) = messages else {
@@ -127,7 +128,7 @@ impl<'a> ChatRequest<'a> {
     pub fn field(&self, name: &str) -> Option<&'a RawValue> {
         self.fields
             .iter()
-            .find(|(k, _)| message::folded(k) == name)
+            .find(|(k, _)| json::folded(k) == name)
             .map(|(_, v)| *v)
             .filter(|v| v.get() != "null")
     }
@@ -168,8 +169,7 @@ impl<'a> ChatRequest<'a> {
             push_key(&mut out, key);
             if key == "model" {
                 let _ = serde_json::to_writer(&mut out, model);
-            } else if let Some((_, new)) = rewrites.iter().find(|(k, _)| message::folded(key) == *k)
-            {
+            } else if let Some((_, new)) = rewrites.iter().find(|(k, _)| json::folded(key) == *k) {
                 out.extend_from_slice(new);
             } else {
                 out.extend_from_slice(raw.get().as_bytes());

@@ -5,6 +5,8 @@
 //! upstream receives come from one decode.
 
 pub mod chat;
+pub mod completion;
+pub mod json;
 pub mod message;
 
 pub use chat::ChatRequest;
