@@ -1,36 +1,63 @@
 //! gateway: an OpenAI-compatible LLM gateway that runs security guardrails
 //! (Aim Security, Cato Networks) before, during and after the model call,
-//! driven by a LiteLLM `config.yaml`.
+//! driven by a LiteLLM `config.yaml`. The contracts the code cites are in
+//! the repository's `docs/spec/` (`gateway.md`, `aim.md`, `anthropic.md`).
 //!
-//! # Layout
+//! # Layers
 //!
-//! - `config`: the YAML file in, a validated [`config::Config`] out; every
-//!   error at once, with its path.
-//! - `server`: shared state, routes, the layer stack, the accept loop and
-//!   graceful shutdown.
-//! - `auth`: master key and virtual keys.
-//! - `limits`: per-key rpm/tpm/parallel limits and the global in-flight cap.
-//! - `proxy`: `/v1/chat/completions` end to end; the body view, the upstream
-//!   call, SSE (the one parser, bounded), the memory budget of answers read
-//!   whole, `mock_response`.
-//! - `router`: model groups, load balancing, retries, fallbacks, cooldowns.
-//! - `guardrails`: the pre/during/post pipeline, the Aim protocol, and the
-//!   streaming relay through Aim's websocket (bounded in time and memory).
-//! - `error`: one error type and its OpenAI-style envelope.
-//! - `metrics`: the Prometheus registry.
-//! - `logfmt`: the field formatter of the human-readable logs.
-//! - `outbound`: hyper-util's pooled client, configured for upstreams and
-//!   guardrails (proxies, TLS trust, a pool per worker), and the connection
-//!   of Aim's websocket.
-//! - `spin`: optional busy-polling on idle worker threads.
-//! - `mock`: the mock upstream and mock Aim used by tests, the benchmark and
-//!   the quickstart.
+//! Each module imports only modules of its own layer or below
+//! (`scripts/check-layers.py` fails the tests on an import cycle):
 //!
-//! # The request path
+//! ```text
+//!  cli                      flags, logging, config load; starts the runtime
+//!  ├─ runtime               multi-thread or per-core event loops, signals, busy polling
+//!  └─ server                one entry point: route → the layer every endpoint gets
+//!      └─ endpoints         one module per route family (chat, models, health),
+//!          │                each a sequence of named phases
+//!          └─ state         AppState: everything a request needs, shared
+//!              ├─ guardrails   selection, the pre/during/post pipeline, what a
+//!              │               guardrail reads (inspect), Aim, Cato, the stream relay
+//!              └─ router       groups, strategies, retries, fallbacks, cooldowns
+//!                  └─ providers   one module per upstream API behind one trait
+//!                                 (request, answer, stream, errors), and send()
+//!  auth, limits               keys; per-key and global limits (with their windows)
+//!  outbound                   hyper-util's client: pools, proxies, TLS, the websocket
+//!  leaves: config, wire, body, sse, error, context, metrics, logfmt
+//!          (wire: the OpenAI chat format decoded once; body: bounded reads and
+//!          the memory budget; context: the call id and the clock)
+//! ```
 //!
-//! authenticate → read and parse the body once → resolve the model group →
-//! select guardrails → pre_call → upstream call ∥ during_call → post_call
-//! (or the streaming relay) → respond. See `proxy` for the details.
+//! # The request path (`POST /v1/chat/completions`)
+//!
+//! [`server`] routes the request and stamps every answer with the call id
+//! and the overhead; [`endpoints::chat`] runs the phases:
+//!
+//! ```text
+//! admit (auth, global and key permits)
+//!  → read (bounded body, one decode of every byte: wire::ChatRequest)
+//!  → resolve (the model group; the key must be allowed it)
+//!  → select guardrails → what they read (guardrails::Conversation) → pre_call
+//!  → call: router.send (retries, fallbacks the key may use, providers::send)
+//!          ∥ during_call ∥ the post_call guardrails' websockets (checked streams)
+//!  → answer (post_call checks of every choice) | relay (the stream, below)
+//!  → respond (x-litellm-* headers, metrics)
+//! ```
+//!
+//! # The stream stages
+//!
+//! An upstream stream flows through stages, each bounded in time and memory:
+//!
+//! ```text
+//! provider's map_stream (the OpenAI chunk format)
+//!  → meter (idle timeout, usage read or stripped, time to first token; it
+//!           holds the request's permits until the stream ends)
+//!  → nothing inspects it: passthrough (bytes untouched, an error becomes one
+//!    SSE frame)
+//!    | a post_call guardrail checks it: sse::Parser (events bounded) → one
+//!      relay stage per guardrail (guardrails::stream: chunks to Aim's
+//!      websocket, only verified ones on) → frames
+//!  → coalesce (what arrived together goes out in one write)
+//! ```
 
 pub mod auth;
 pub mod body;

@@ -1,7 +1,7 @@
 //! The HTTP server: one entry point, one layer stack, the accept loop and
 //! graceful shutdown.
 //!
-//! Every request goes through [`Dispatch`], which routes it ([`route`]) to
+//! Every request goes through `Dispatch`, which routes it ([`route`]) to
 //! its endpoint and gives every endpoint the same layer, outermost first:
 //! 1. the call context: the call id (the client's `x-litellm-call-id` or a
 //!    new UUIDv4) and the clock, and on the response `x-litellm-call-id` and

@@ -10,7 +10,7 @@
 //! [`Coalesce`] gives the producer a couple of turns of the event loop after
 //! each chunk and merges whatever became ready meanwhile. It never waits for
 //! data that has not arrived: when the turns bring nothing, what it holds
-//! goes out, so a chunk is delayed by [`TURNS`] scheduler passes at most
+//! goes out, so a chunk is delayed by `TURNS` scheduler passes at most
 //! (microseconds), never by a timer.
 
 use std::pin::Pin;

@@ -1,7 +1,7 @@
 //! The config file: LiteLLM's YAML schema in, a validated [`Config`] out.
 //!
 //! The file is read as LiteLLM reads it ([`yaml`]: PyYAML's YAML 1.1 rules,
-//! duplicate keys, merge keys; [`include`]: other files merged in), then
+//! duplicate keys, merge keys; [`include`](mod@include): other files merged in), then
 //! validated in three passes over the `serde_yaml::Value`, so that every
 //! problem in the file is reported at once with its path
 //! (`model_list[2].litellm_params.model`) instead of one per restart:

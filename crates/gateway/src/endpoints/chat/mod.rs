@@ -1,16 +1,16 @@
 //! `POST /v1/chat/completions`: the request path of gateway.md section 4.
 //!
-//! [`handle`] runs the phases in order; each is a function of its own:
+//! `handle` runs the phases in order; each is a function of its own:
 //!
-//! 1. [`admit`]: authenticate the caller, take the global and key permits;
-//! 2. [`read`]: read the body once (bounded), then parse it
+//! 1. `admit`: authenticate the caller, take the global and key permits;
+//! 2. `read`: read the body once (bounded), then parse it
 //!    ([`ChatRequest::parse`]: one decode of every byte);
-//! 3. [`resolve`]: the model group, which the key must be allowed;
-//! 4. [`select`] the guardrails, derive what they read ([`conversation`])
+//! 3. `resolve`: the model group, which the key must be allowed;
+//! 4. `select` the guardrails, derive what they read (`conversation`)
 //!    and run the pre_call ones (an anonymize rewrites what goes upstream);
-//! 5. [`call`]: the upstream through the router, while the during_call
+//! 5. `call`: the upstream through the router, while the during_call
 //!    checks run and (for a checked stream) the guardrail websockets open;
-//! 6. [`answer`] (post_call checks of a whole completion) or [`relay`] (the
+//! 6. `answer` (post_call checks of a whole completion) or `relay` (the
 //!    stream through the post_call guardrails);
 //! 7. [`respond`]: the call id, model id, applied guardrails and overhead
 //!    headers on success and error alike, and the request's metrics.
