@@ -46,6 +46,10 @@ pub(crate) struct Cli {
     /// default).
     #[arg(long, default_value_t = 0)]
     pub(crate) busy_poll_us: u64,
+    /// Run the gateway with `--runtime R` (`multi-thread` or `per-core`;
+    /// default: the gateway's own choice).
+    #[arg(long)]
+    pub(crate) runtime: Option<String>,
     /// Run every scenario and level this many times, interleaved (round 1
     /// of each cell, then round 2, ...), and end with the median of each
     /// figure over the rounds. On a shared machine the baseline drifts from

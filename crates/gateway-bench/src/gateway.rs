@@ -35,6 +35,7 @@ impl Gateway {
     pub(crate) async fn spawn(
         bin: &Path,
         busy_poll_us: u64,
+        runtime: Option<&str>,
         scenario: Scenario,
         upstream: &str,
         aim: &str,
@@ -80,6 +81,7 @@ impl Gateway {
                 .arg(&config)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--busy-poll-us", &busy_poll_us.to_string()])
+                .args(runtime.iter().flat_map(|r| ["--runtime", r]))
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -151,12 +151,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         println!("warning: gateway-bench itself is a debug build; use `cargo run --release`");
     }
     println!(
-        "mock upstream latency {} ms, {} chunks per stream, {} ms between frames; mock Aim answers a streamed chunk every {} ms; load: one keep-alive HTTP/1.1 connection per worker; gateway busy-poll {} us",
+        "mock upstream latency {} ms, {} chunks per stream, {} ms between frames; mock Aim answers a streamed chunk every {} ms; load: one keep-alive HTTP/1.1 connection per worker; gateway busy-poll {} us, runtime {}",
         cli.upstream_latency_ms,
         cli.chunks,
         cli.chunk_interval_ms,
         cli.aim_answer_interval_ms,
-        cli.busy_poll_us
+        cli.busy_poll_us,
+        cli.runtime.as_deref().unwrap_or("default")
     );
 
     let upstream = MockUpstream::start(UpstreamOptions {
@@ -177,6 +178,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut env = Env {
         bin: bin.clone(),
         busy_poll_us: cli.busy_poll_us,
+        runtime: cli.runtime.clone(),
         upstream,
         aim,
         ticks: clock_ticks(),
@@ -188,6 +190,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         command,
         gateway_bin: bin.display().to_string(),
         busy_poll_us: cli.busy_poll_us,
+        runtime: cli.runtime.clone(),
         duration_s: duration.as_secs_f64(),
         warmup_s: warmup.as_secs_f64(),
         upstream_latency_ms: cli.upstream_latency_ms,

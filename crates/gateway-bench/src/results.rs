@@ -110,6 +110,7 @@ pub(crate) struct Report {
     pub(crate) command: String,
     pub(crate) gateway_bin: String,
     pub(crate) busy_poll_us: u64,
+    pub(crate) runtime: Option<String>,
     pub(crate) duration_s: f64,
     pub(crate) warmup_s: f64,
     pub(crate) upstream_latency_ms: u64,

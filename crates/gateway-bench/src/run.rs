@@ -5,6 +5,7 @@ use super::*;
 pub(crate) struct Env {
     pub(crate) bin: PathBuf,
     pub(crate) busy_poll_us: u64,
+    pub(crate) runtime: Option<String>,
     pub(crate) upstream: MockUpstream,
     pub(crate) aim: MockAim,
     pub(crate) ticks: f64,
@@ -35,6 +36,7 @@ impl Env {
         let gw = Gateway::spawn(
             &self.bin,
             self.busy_poll_us,
+            self.runtime.as_deref(),
             scenario,
             &self.upstream.url(),
             &self.aim.url(),

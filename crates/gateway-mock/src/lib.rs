@@ -9,7 +9,7 @@
 //! - [`upstream`]: an OpenAI-compatible chat completions server (echo or fixed
 //!   replies, streaming, injected failures).
 //! - [`aim`]: the Aim Security guardrail API (`/fw/v1/analyze` over HTTP and
-//!   `/fw/v1/analyze/stream` over websocket), contract in `spec/aim.md`.
+//!   `/fw/v1/analyze/stream` over websocket), contract in `docs/spec/aim.md`.
 //! - this module: what both share: [`Recorded`], the capped record log and
 //!   the accept loop that lets a mock be stopped by dropping its handle.
 //!

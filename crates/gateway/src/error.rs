@@ -43,7 +43,7 @@ pub enum Error {
         headers: Vec<(HeaderName, HeaderValue)>,
     },
     /// A guardrail blocked the request or the response. The message is the
-    /// vendor's detection message, unchanged (aim.md section 6).
+    /// vendor's detection message, unchanged (docs/spec/aim.md section 6).
     #[error("{0}")]
     GuardrailBlocked(String),
     /// A guardrail could not give a verdict and fails closed.

@@ -1,5 +1,5 @@
 //! The mock Aim Security API: `POST /fw/v1/analyze` and the websocket
-//! `GET /fw/v1/analyze/stream`, speaking the contract of `spec/aim.md`, plus
+//! `GET /fw/v1/analyze/stream`, speaking the contract of `docs/spec/aim.md`, plus
 //! the control API.
 //!
 //! Its only detector finds e-mail addresses, which is what the seed example

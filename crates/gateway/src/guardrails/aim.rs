@@ -1,4 +1,4 @@
-//! The Aim Security wire protocol (`../shared/spec/aim.md`), also spoken by
+//! The Aim Security wire protocol (`docs/spec/aim.md`), also spoken by
 //! Cato Networks under `x-cato-*` header names: `POST /fw/v1/analyze` for
 //! input checks and non-streaming output checks, and a websocket at
 //! `/fw/v1/analyze/stream` for streaming output.
@@ -262,7 +262,7 @@ impl Client {
         self.timeout
     }
 
-    /// The headers of aim.md section 3, for one hook.
+    /// The headers of docs/spec/aim.md section 3, for one hook.
     fn headers(&self, hook: Hook, info: &CallInfo) -> HeaderMap {
         // Room for these, content-type and host without growing.
         let mut h = HeaderMap::with_capacity(12);

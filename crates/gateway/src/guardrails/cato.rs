@@ -1,5 +1,5 @@
 //! Cato Networks AI Security (Aim's successor): same endpoints, verdicts and
-//! websocket frames as Aim, its own payload (aim.md section 8, after
+//! websocket frames as Aim, its own payload (docs/spec/aim.md section 8, after
 //! LiteLLM's `cato_networks` hook).
 //!
 //! - Input: every chat message 1:1 with its fields (`tool_calls`,

@@ -1,4 +1,4 @@
-//! What a guardrail reads (aim.md section 4): everything the model will read
+//! What a guardrail reads (docs/spec/aim.md section 4): everything the model will read
 //! that is text, derived from the same decoded request that is forwarded.
 //!
 //! [`Conversation`] is the request's messages as the guardrails see them,
@@ -17,7 +17,7 @@ pub struct Conversation<'r> {
     pub messages: &'r [ChatMessage<'r>],
     /// Per message: its content after an anonymizing guardrail rewrote it.
     pub rewritten: Vec<Option<String>>,
-    /// Aim's view (aim.md section 4): one entry per message with text, its
+    /// Aim's view (docs/spec/aim.md section 4): one entry per message with text, its
     /// fragments joined with `"\n"`, roles other than system, user and
     /// assistant sent as `user`.
     pub flat: Vec<Message>,

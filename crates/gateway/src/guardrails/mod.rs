@@ -1,5 +1,5 @@
 //! The guardrail pipeline: which guardrails run on a request (gateway.md
-//! section 5) and what each verdict does to it (aim.md sections 5-9).
+//! section 5) and what each verdict does to it (docs/spec/aim.md sections 5-9).
 //!
 //! - **pre_call**: in config order before the upstream call; the first block
 //!   wins; an anonymize rewrites the messages sent upstream and to the next
@@ -273,7 +273,7 @@ impl Output {
 }
 
 /// Check every choice of a completion with each post_call guardrail in turn
-/// (aim.md sections 4, 5 and 8). Returns the body to send: the original
+/// (docs/spec/aim.md sections 4, 5 and 8). Returns the body to send: the original
 /// bytes, or the completion with the rewritten fragments.
 pub async fn post_call(
     sel: &Selection,

@@ -1,5 +1,5 @@
 //! Streaming post_call checks: the upstream stream relayed through Aim's
-//! websocket (aim.md section 7), so that only verified chunks reach the client.
+//! websocket (docs/spec/aim.md section 7), so that only verified chunks reach the client.
 //!
 //! Each post_call guardrail is one stage: a task that sends upstream chunks
 //! to Aim as they arrive and passes on what Aim verifies. Stages chain, in

@@ -1,6 +1,6 @@
 //! What the gateway does with the LiteLLM config keys it does not implement.
 //!
-//! The rule (gateway.md section 2, "Fail safe"): a key whose meaning is
+//! The rule (docs/spec/gateway.md section 2, "Fail safe"): a key whose meaning is
 //! "protect these requests" (authenticate, restrict, check, limit) is
 //! honoured or refused at startup with its path and why, never a warning,
 //! since a warning would let the gateway serve without the protection the

@@ -1,4 +1,4 @@
-//! `POST /v1/chat/completions`: the request path of gateway.md section 4.
+//! `POST /v1/chat/completions`: the request path of docs/spec/gateway.md section 4.
 //!
 //! `handle` runs the phases in order; each is a function of its own:
 //!

@@ -1,6 +1,6 @@
 //! Chat messages decoded once, completely, from the bytes that are forwarded.
 //!
-//! A guardrail must read exactly what the model will read (aim.md section 4).
+//! A guardrail must read exactly what the model will read (docs/spec/aim.md section 4).
 //! So a message is decoded in one pass that visits every byte of it: the
 //! fields a model reads as text are kept (borrowed from the input when they
 //! have no escapes), and every other value is still walked, so that a string
