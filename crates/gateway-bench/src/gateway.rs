@@ -13,7 +13,13 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     /// Memory and CPU figures after a run that made `ok` requests.
-    pub(crate) fn figures(&self, cpu_pct: f64, seconds: f64, ok: u64) -> GatewayFigures {
+    pub(crate) fn figures(
+        &self,
+        cpu_pct: f64,
+        worker_cpu_pct: Vec<f64>,
+        seconds: f64,
+        ok: u64,
+    ) -> GatewayFigures {
         let (hwm, rss) = memory_kb(self.pid()).unwrap_or((0, 0));
         GatewayFigures {
             pid: self.pid(),
@@ -22,6 +28,7 @@ impl Gateway {
             peak_rss_kb: hwm,
             rss_kb: rss,
             cpu_pct,
+            worker_cpu_pct,
             cpu_us_per_request: (ok > 0).then(|| cpu_pct / 100.0 * seconds * 1e6 / ok as f64),
         }
     }

@@ -288,7 +288,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             "% base: req/s as a % of the baseline's; ttft: time to the first body chunk; errors: non-2xx or transport;"
         );
         println!(
-            "gw cpu%/bench cpu%: % of one core during the measurement; idle MB: gateway VmRSS right after readiness;"
+            "gw cpu%/bench cpu%: % of one core during the measurement; workers cpu%: the same per gateway worker thread;\nidle MB: gateway VmRSS right after readiness;"
         );
         println!("peak MB: VmHWM; rss MB: VmRSS after the run (a fresh gateway per row).");
         if rounds > 1 {
@@ -420,7 +420,7 @@ async fn run_soak(
         .map(|(b, a)| b - a);
     let gateway_figures = gateway
         .as_ref()
-        .map(|g| g.figures(pct(gw_cpu, env.ticks, seconds), seconds, total.ok));
+        .map(|g| g.figures(pct(gw_cpu, env.ticks, seconds), vec![], seconds, total.ok));
     if let Some(gw) = gateway {
         gw.stop().await;
     }

@@ -35,6 +35,7 @@ pub(crate) fn table(results: &[CellResult]) -> String {
         "+ttft p50",
         "errors",
         "gw cpu%",
+        "workers cpu%",
         "cpu us/req",
         "bench cpu%",
         "idle MB",
@@ -63,6 +64,11 @@ pub(crate) fn table(results: &[CellResult]) -> String {
                 opt(r.added_ttft_us.as_ref(), |a| signed_ms(a.p50)),
                 r.errors.to_string(),
                 opt(g, |g| format!("{:.0}", g.cpu_pct)),
+                opt(g.filter(|g| !g.worker_cpu_pct.is_empty()), |g| {
+                    let shares: Vec<String> =
+                        g.worker_cpu_pct.iter().map(|p| format!("{p:.0}")).collect();
+                    shares.join("/")
+                }),
                 opt(g.and_then(|g| g.cpu_us_per_request), |c| format!("{c:.0}")),
                 format!("{:.0}", r.bench_cpu_pct),
                 opt(g, |g| mb(g.idle_rss_kb)),

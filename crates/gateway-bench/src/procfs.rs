@@ -30,6 +30,27 @@ pub(crate) fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// CPU time (user + system) of each of a process's worker threads (named
+/// `gateway-worker...`), in clock ticks, by thread id.
+pub(crate) fn worker_ticks(pid: &str) -> Vec<(u64, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return vec![];
+    };
+    let mut out: Vec<(u64, u64)> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| {
+            let tid: u64 = t.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            if !comm.starts_with("gateway-worker") {
+                return None;
+            }
+            Some((tid, cpu_ticks(&format!("{pid}/task/{tid}"))?))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")

@@ -13,6 +13,8 @@ pub(crate) struct GatewayFigures {
     pub(crate) rss_kb: u64,
     /// CPU used during the measurement, in % of one core.
     pub(crate) cpu_pct: f64,
+    /// The same for each worker thread: how the work spread over the cores.
+    pub(crate) worker_cpu_pct: Vec<f64>,
     /// CPU microseconds per successful request.
     pub(crate) cpu_us_per_request: Option<f64>,
 }

@@ -103,6 +103,7 @@ pub(crate) async fn run_cell(
     tokio::time::sleep_until(tokio::time::Instant::from_std(measure_from)).await;
     let gw_pid = gateway.as_ref().map(|g| g.pid().to_string());
     let gw_cpu0 = gw_pid.as_deref().and_then(cpu_ticks);
+    let workers0 = gw_pid.as_deref().map(worker_ticks).unwrap_or_default();
     let self_cpu0 = cpu_ticks("self");
     let measured_at = Instant::now();
     let mut counts = Counts::default();
@@ -114,10 +115,24 @@ pub(crate) async fn run_cell(
         .zip(gw_cpu0)
         .map(|(b, a)| b - a);
     let self_cpu = cpu_ticks("self").zip(self_cpu0).map(|(b, a)| b - a);
+    // Each worker thread's share: whether the load used every core.
+    let workers: Vec<f64> = gw_pid
+        .as_deref()
+        .map(worker_ticks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(tid, after)| {
+            let before = workers0
+                .iter()
+                .find(|(t, _)| *t == tid)
+                .map_or(0, |(_, b)| *b);
+            Some(pct(Some(after.checked_sub(before)?), env.ticks, seconds))
+        })
+        .collect();
 
     let gateway_figures = gateway
         .as_ref()
-        .map(|g| g.figures(pct(gw_cpu, env.ticks, seconds), seconds, counts.ok));
+        .map(|g| g.figures(pct(gw_cpu, env.ticks, seconds), workers, seconds, counts.ok));
     if let Some(gw) = gateway {
         gw.stop().await;
     }

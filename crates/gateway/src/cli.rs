@@ -35,12 +35,11 @@ pub struct Cli {
     /// Log output: human-readable lines, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
-    /// How requests are spread over the cores: `multi-thread`, one
-    /// work-stealing runtime (any connection's work runs on any core), or
-    /// `per-core`, one event loop, listening socket (`SO_REUSEPORT`) and
-    /// upstream pool per worker thread (the kernel spreads connections, not
-    /// requests). Busy polling needs `per-core`.
-    /// Default: `per-core` with busy polling, `multi-thread` otherwise.
+    /// How requests are spread over the cores: `per-core` (the default), one
+    /// event loop and upstream pool per worker thread, each new connection
+    /// handed to the next loop in turn; or `multi-thread`, one work-stealing
+    /// runtime (any connection's work on any core, at about a tenth of the
+    /// throughput). Busy polling needs `per-core`.
     #[arg(long, value_enum, env = "GATEWAY_RUNTIME")]
     pub runtime: Option<Runtime>,
     /// Worker threads (default: one per CPU).
@@ -173,6 +172,7 @@ pub fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
         runtime: cli.runtime,
         workers: cli.num_workers,
         busy_poll: Duration::from_micros(cli.busy_poll_us.min(1_000_000)),
+        max_connections: config.server.max_connections,
     };
     // One upstream pool per event loop.
     let pools = match opts.runtime()? {
@@ -186,7 +186,7 @@ pub fn run(cli: &Cli, config: config::Config) -> Result<(), String> {
         "starting"
     );
     let state = AppState::new(config, pools)?;
-    runtime::run(&opts, move |listener, stop| {
-        server::serve(listener, state.clone(), stop)
+    runtime::run(&opts, move |incoming| {
+        server::serve(incoming, state.clone())
     })
 }

@@ -20,22 +20,21 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::context::CallContext;
 use crate::endpoints::{chat, health, models};
 use crate::error::Error;
+use crate::runtime::{self, Incoming};
 use crate::state::AppState;
 
 /// The routes.
@@ -79,19 +78,19 @@ struct Dispatch {
 
 type DispatchFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-impl hyper::service::Service<hyper::Request<Incoming>> for Dispatch {
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Dispatch {
     type Response = Response;
     type Error = Infallible;
     type Future = DispatchFuture;
 
-    fn call(&self, req: hyper::Request<Incoming>) -> DispatchFuture {
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> DispatchFuture {
         let state = self.state.clone();
         Box::pin(async move { Ok(handle(&state, req).await) })
     }
 }
 
 /// One request through the layer stack (see the module doc).
-async fn handle(state: &AppState, req: hyper::Request<Incoming>) -> Response {
+async fn handle(state: &AppState, req: hyper::Request<hyper::body::Incoming>) -> Response {
     let (parts, body) = req.into_parts();
     let ctx = CallContext::new(&parts.headers);
     let answer = async {
@@ -125,14 +124,10 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     Error::Internal("handler panicked".into()).into_response()
 }
 
-/// Accept connections until `shutdown` resolves, then drain: stop
-/// accepting, answer readiness with 503, and give in-flight requests and
-/// streams up to the grace period to finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+/// Serve the connections of `incoming` on this event loop until it ends
+/// (the acceptor stopped: shutdown), then drain: readiness answers 503, and
+/// in-flight requests and streams get up to the grace period to finish.
+pub async fn serve(mut incoming: Incoming, state: Arc<AppState>) -> io::Result<()> {
     let service = Dispatch {
         state: state.clone(),
     };
@@ -141,41 +136,16 @@ pub async fn serve(
         .header_read_timeout(state.settings.header_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
-    // One permit per open connection: at the cap, new connections wait in
-    // the kernel's backlog instead of taking memory and tasks here.
-    let connections = Arc::new(Semaphore::new(state.settings.max_connections));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let conn = http.serve_connection(TokioIo::new(stream), service.clone());
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
+    while let Some((stream, permit)) = incoming.next().await {
+        let conn = http.serve_connection(TokioIo::new(stream), service.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
     }
-    drop(listener);
     state.draining.store(true, Ordering::Relaxed);
     let grace = state.settings.shutdown_grace;
     tracing::info!(
@@ -207,9 +177,16 @@ impl Running {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state.clone(), async {
+        let stopped = async {
             let _ = stopped.await;
-        }));
+        };
+        let (acceptor, incoming) =
+            runtime::spread(listener, state.settings.max_connections, 1, stopped);
+        tokio::spawn(acceptor);
+        let Some(incoming) = incoming.into_iter().next() else {
+            return Err("no event loop to serve on".into());
+        };
+        let task = tokio::spawn(serve(incoming, state.clone()));
         Ok(Running {
             addr,
             state,

@@ -1,25 +1,27 @@
 //! How the gateway uses the machine's cores, and the process's signals.
 //!
-//! - [`Runtime::MultiThread`] (the default): one tokio work-stealing runtime;
-//!   any connection's work runs on any core, so a few busy keep-alive
-//!   connections (an app server's pool, a load balancer) still use every
-//!   core.
-//! - [`Runtime::PerCore`]: one single-threaded event loop per worker thread,
-//!   each with its own listening socket (`SO_REUSEPORT`) and upstream pool,
-//!   and optional busy polling ([`spin`]). A request never crosses threads,
-//!   which costs fewer instructions, but the kernel spreads connections, not
-//!   requests.
+//! - [`Runtime::PerCore`] (the default): one single-threaded event loop per
+//!   worker thread, each with its own upstream pool, and optional busy
+//!   polling ([`spin`]). A request never crosses threads, which costs the
+//!   fewest instructions. One acceptor hands each new connection to the
+//!   next loop in turn ([`accept`]): two busy keep-alive connections (an app
+//!   server's pool, a load balancer) always land on two cores, which
+//!   `SO_REUSEPORT`'s hash did only half the time.
+//! - [`Runtime::MultiThread`]: one tokio work-stealing runtime; any
+//!   connection's work runs on any core, so even uneven connections spread,
+//!   at about a tenth of the throughput (`docs/performance.md`).
 
+pub mod accept;
 pub mod spin;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use clap::ValueEnum;
 
 use crate::outbound::set_worker;
 
+pub use accept::{Incoming, Permit, spread};
 pub use spin::activity;
 
 /// How requests are spread over the cores.
@@ -36,12 +38,14 @@ pub enum Runtime {
 pub struct Options {
     pub host: String,
     pub port: u16,
-    /// None: per-core with busy polling, multi-thread otherwise.
+    /// None: per-core.
     pub runtime: Option<Runtime>,
     /// Worker threads (default: one per CPU).
     pub workers: Option<usize>,
     /// The busy-poll window (zero: off); per-core only.
     pub busy_poll: Duration,
+    /// Open client connections at most (`max_connections`).
+    pub max_connections: usize,
 }
 
 impl Options {
@@ -49,8 +53,7 @@ impl Options {
     pub fn runtime(&self) -> Result<Runtime, String> {
         let busy = self.busy_poll > Duration::ZERO;
         match self.runtime {
-            None if busy => Ok(Runtime::PerCore),
-            None => Ok(Runtime::MultiThread),
+            None => Ok(Runtime::PerCore),
             Some(Runtime::MultiThread) if busy => {
                 Err("busy polling (--busy-poll-us) needs --runtime per-core".into())
             }
@@ -66,15 +69,13 @@ impl Options {
     }
 }
 
-/// A stop signal for one event loop.
-pub type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Serve on every listening socket with `serve(listener, stop)` until
-/// SIGINT or SIGTERM, on the runtime `opts` says. `serve` accepts and
-/// serves connections until `stop` resolves, then drains.
+/// Serve with `serve(incoming)` on every event loop until SIGINT or SIGTERM,
+/// on the runtime `opts` says: one listening socket, whose connections go to
+/// the loops in turn ([`accept`]); `serve` serves a loop's connections until
+/// its [`Incoming`] ends, then drains.
 pub fn run<S, F>(opts: &Options, serve: S) -> Result<(), String>
 where
-    S: Fn(tokio::net::TcpListener, Stop) -> F + Send + Sync + Clone + 'static,
+    S: Fn(Incoming) -> F + Send + Sync + Clone + 'static,
     F: Future<Output = std::io::Result<()>> + Send + 'static,
 {
     let workers = opts.workers();
@@ -84,10 +85,10 @@ where
     }
 }
 
-/// One work-stealing runtime of `workers` threads, one listening socket.
+/// One work-stealing runtime of `workers` threads, serving every connection.
 fn multi_thread<S, F>(opts: &Options, workers: usize, serve: S) -> Result<(), String>
 where
-    S: Fn(tokio::net::TcpListener, Stop) -> F,
+    S: Fn(Incoming) -> F,
     F: Future<Output = std::io::Result<()>>,
 {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -98,35 +99,30 @@ where
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let signal = shutdown_signal(&rt);
     rt.block_on(async move {
-        let listener = bind(&opts.host, opts.port, 1)
-            .await?
-            .pop()
-            .ok_or("no listener")?;
+        let listener = bind(&opts.host, opts.port).await?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let (acceptor, incoming) = spread(listener, opts.max_connections, 1, signal);
+        tokio::spawn(acceptor);
         tokio::spawn(heartbeat());
         tracing::info!(
             workers,
             runtime = "multi-thread",
             "gateway listening on http://{addr}"
         );
-        serve(listener, Box::pin(signal))
-            .await
-            .map_err(|e| e.to_string())
+        let incoming = incoming.into_iter().next().ok_or("no event loop")?;
+        serve(incoming).await.map_err(|e| e.to_string())
     })
 }
 
 /// Thread per core: each worker thread runs its own single-threaded event
-/// loop on its own listening socket (`SO_REUSEPORT`, so the kernel spreads
-/// connections), with its own upstream connection pool (see
-/// [`crate::outbound::set_worker`]). A request is then served start to
-/// finish on one thread, with no cross-thread wakeups on the hot path.
-/// Shared state (router, limits, metrics) is `Sync`. The kernel spreads
-/// connections, not requests: a few busy keep-alive connections can land on
-/// one core.
+/// loop with its own upstream connection pool (see
+/// [`crate::outbound::set_worker`]), and the main thread accepts and hands
+/// each new connection to the next worker in turn. A request is then served
+/// start to finish on one thread, with no cross-thread wakeups on the hot
+/// path. Shared state (router, limits, metrics) is `Sync`.
 fn per_core<S, F>(opts: &Options, workers: usize, serve: S) -> Result<(), String>
 where
-    S: Fn(tokio::net::TcpListener, Stop) -> F + Send + Sync + Clone + 'static,
+    S: Fn(Incoming) -> F + Send + Sync + Clone + 'static,
     F: Future<Output = std::io::Result<()>> + 'static,
 {
     let main_rt = tokio::runtime::Builder::new_current_thread()
@@ -134,14 +130,16 @@ where
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let signal = shutdown_signal(&main_rt);
-    let listeners = main_rt.block_on(bind(&opts.host, opts.port, workers))?;
-    let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let listener = main_rt.block_on(bind(&opts.host, opts.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (acceptor, incomings) = {
+        let _in_runtime = main_rt.enter();
+        spread(listener, opts.max_connections, workers, signal)
+    };
     let busy_poll = opts.busy_poll;
     let mut threads = Vec::with_capacity(workers);
-    for (i, listener) in listeners.into_iter().enumerate() {
+    for (i, incoming) in incomings.into_iter().enumerate() {
         let serve = serve.clone();
-        let mut stop = stop_rx.clone();
         let thread = std::thread::Builder::new()
             .name(format!("gateway-worker-{i}"))
             .spawn(move || -> Result<(), String> {
@@ -155,14 +153,7 @@ where
                     if busy_poll > Duration::ZERO {
                         tokio::spawn(spin::spin(busy_poll));
                     }
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                    let stopped = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    serve(listener, Box::pin(stopped))
-                        .await
-                        .map_err(|e| e.to_string())
+                    serve(incoming).await.map_err(|e| e.to_string())
                 })
             })
             .map_err(|e| format!("cannot start worker {i}: {e}"))?;
@@ -173,8 +164,8 @@ where
         runtime = "per-core",
         "gateway listening on http://{addr}"
     );
-    main_rt.block_on(signal);
-    let _ = stop_tx.send(true);
+    // Accepts until the signal; the workers then drain and end.
+    main_rt.block_on(acceptor);
     let mut result = Ok(());
     for t in threads {
         match t.join() {
@@ -201,39 +192,26 @@ async fn heartbeat() {
     }
 }
 
-/// `count` listening sockets on one address (`SO_REUSEPORT`); with port 0,
-/// the first picks the port and the others share it.
-async fn bind(host: &str, port: u16, count: usize) -> Result<Vec<std::net::TcpListener>, String> {
-    let mut addr = tokio::net::lookup_host((host, port))
+/// The listening socket.
+async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener, String> {
+    let addr = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {host}"))?;
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        }
-        .map_err(|e| e.to_string())?;
-        socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
-        #[cfg(unix)]
-        socket.set_reuseport(true).map_err(|e| e.to_string())?;
-        socket
-            .bind(addr)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let listener = socket
-            .listen(1024)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        addr = listener.local_addr().map_err(|e| e.to_string())?;
-        out.push(listener.into_std().map_err(|e| e.to_string())?);
-        // Without SO_REUSEPORT a second socket cannot share the address.
-        if cfg!(not(unix)) {
-            break;
-        }
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
     }
-    Ok(out)
+    .map_err(|e| e.to_string())?;
+    socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
+    socket
+        .bind(addr)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    socket
+        .listen(1024)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// SIGINT or SIGTERM. The handlers are installed when this is called, not
