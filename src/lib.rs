@@ -31,6 +31,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod endpoints;
 pub mod error;
 pub mod guardrails;
 pub mod limits;
