@@ -6,6 +6,9 @@
 //!   OpenAI-compatible or Azure deployment receives
 //!   ([`request::MessagesRequest::to_chat`]), or the client's own bytes for
 //!   an Anthropic deployment ([`request::MessagesRequest::anthropic_body`]).
+//! - [`response`]: the upstream's chat completion as a Messages response.
+//! - [`stream`]: the upstream's chat stream as Messages events.
+//! - [`error`]: the gateway's errors in Anthropic's shape, JSON or event.
 //!
 //! # What the guardrails read
 //!
@@ -94,4 +97,7 @@
 //! `max_completion_tokens`, which the gateway does not rename on chat
 //! either.
 
+pub mod error;
 pub mod request;
+pub mod response;
+pub mod stream;
