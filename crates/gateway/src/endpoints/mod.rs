@@ -3,7 +3,8 @@
 //! - [`chat`]: `POST /v1/chat/completions`, the request path of gateway.md
 //!   section 4 as a sequence of named phases;
 //! - [`models`]: `GET /v1/models`;
-//! - [`health`]: liveness, readiness and the Prometheus metrics.
+//! - [`health`]: liveness, readiness and the Prometheus metrics;
+//! - [`messages`]: `POST /v1/messages`, Anthropic's Messages API.
 //!
 //! The server routes to them and gives every one the same layer: the call
 //! context, the stamp on the response, a 500 envelope on a panic.
@@ -12,6 +13,7 @@
 
 pub mod chat;
 pub mod health;
+pub mod messages;
 pub mod models;
 
 use axum::http::{HeaderValue, StatusCode, header};
