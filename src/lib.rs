@@ -38,6 +38,7 @@ pub mod logfmt;
 pub mod metrics;
 pub mod mock;
 pub mod outbound;
+pub mod providers;
 pub mod proxy;
 pub mod router;
 pub mod server;

@@ -285,6 +285,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/__mock/reset", post(control_reset))
         .route("/__mock/stats", get(control_stats))
+        .merge(super::anthropic::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
