@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -149,14 +149,18 @@ const DIRECTIVES: &[&str] = &[
 
 /// Translate `body` (see the module doc).
 pub fn to_anthropic(body: &[u8], options: &Options) -> Result<Translated, Error> {
-    let Fields(fields) = serde_json::from_slice(body).map_err(|e| {
+    // One UTF-8 check here spares one per borrowed string below.
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Error::invalid("Invalid request body: not UTF-8", None))?;
+    let body: Body<'_> = serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
-            Error::invalid("Invalid request body: expected a JSON object", None)
+            Error::invalid(format!("Invalid request body: {e}"), None)
         } else {
             Error::invalid(format!("Invalid JSON in request body: {e}"), None)
         }
     })?;
-    let mut b = Builder::new(fields, options)?;
+    let mut b = Builder::new(body, options)?;
+    b.size_hint = text.len();
     b.params()?;
     b.finish()
 }
@@ -188,19 +192,92 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
-/// The top-level fields, in order, values left as raw JSON.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// The body, read in one pass: `messages` and `tools` decoded in place,
+/// every other field left as raw JSON, in order.
+struct Body<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    messages: Option<Vec<InMessage<'a>>>,
+    tools: Option<Vec<InTool<'a>>>,
+}
 
-impl<'de> Deserialize<'de> for Fields<'de> {
+impl<'de> Deserialize<'de> for Body<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
+            type Value = Body<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+                let mut body = Body {
+                    fields: Vec::with_capacity(8),
+                    messages: None,
+                    tools: None,
+                };
+                while let Some(Str(key)) = map.next_key()? {
+                    match &*key {
+                        "messages" => body.messages = map.next_value()?,
+                        "tools" => body.tools = map.next_value()?,
+                        _ => {
+                            let value: &'de RawValue = map.next_value()?;
+                            match body.fields.iter_mut().find(|(k, _)| *k == key) {
+                                Some(slot) => slot.1 = value,
+                                None => body.fields.push((key, value)),
+                            }
+                        }
+                    }
+                }
+                Ok(body)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A tool: OpenAI's `{type, function}`, or Anthropic's own shape (with
+/// `input_schema`).
+#[derive(Deserialize)]
+struct InTool<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    function: Option<InToolFunction<'a>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    description: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input_schema: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    cache_control: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct InToolFunction<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    description: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    parameters: Option<Schema<'a>>,
+    #[serde(borrow, default)]
+    cache_control: Option<&'a RawValue>,
+}
+
+/// A JSON schema's top-level entries, values left as raw JSON: the schema is
+/// copied, not rebuilt. Not an object: no entries.
+struct Schema<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Schema<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Schema<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON schema")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(4);
                 while let Some(Str(key)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
                     match out.iter_mut().find(|(k, _)| *k == key) {
@@ -208,10 +285,32 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         None => out.push((key, value)),
                     }
                 }
-                Ok(Fields(out))
+                Ok(Schema(out))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Schema(vec![]))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Schema(vec![]))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Schema(vec![]))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Schema(vec![]))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Schema(vec![]))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Schema(vec![]))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Schema(vec![]))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -220,9 +319,9 @@ struct InMessage<'a> {
     #[serde(borrow, default)]
     role: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
+    content: Content<'a>,
     #[serde(borrow, default)]
-    tool_calls: Option<&'a RawValue>,
+    tool_calls: Option<Vec<InToolCall<'a>>>,
     #[serde(borrow, default)]
     tool_call_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -273,6 +372,9 @@ struct InPart<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     text: Option<&'a RawValue>,
+    /// The text of a part that was a bare string.
+    #[serde(skip)]
+    bare: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     image_url: Option<InImageUrl<'a>>,
     #[serde(borrow, default)]
@@ -285,6 +387,78 @@ struct InPart<'a> {
     signature: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     tool_name: Option<&'a RawValue>,
+    /// A `document` part, already in Anthropic's shape.
+    #[serde(borrow, default)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    title: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    citations: Option<&'a RawValue>,
+}
+
+/// Text as it arrived: the JSON string token, written back as it came and
+/// decoded only when the translation must look inside (a long prompt is
+/// neither unescaped nor escaped again), or text decoded already.
+#[derive(Clone)]
+enum Txt<'a> {
+    Raw(&'a RawValue),
+    Str(Cow<'a, str>),
+}
+
+impl<'a> Txt<'a> {
+    fn decode(&self) -> Cow<'a, str> {
+        match self {
+            Txt::Raw(raw) => serde_json::from_str::<Str<'a>>(raw.get())
+                .map(|s| s.0)
+                .unwrap_or_default(),
+            Txt::Str(s) => s.clone(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Txt::Raw(raw) => raw.get() == "\"\"",
+            Txt::Str(s) => s.is_empty(),
+        }
+    }
+
+    /// Whitespace only (LiteLLM's `not text.strip()`). Decided on the JSON
+    /// itself: the first plain character that is not whitespace settles
+    /// it, without decoding a long text.
+    fn is_blank(&self) -> bool {
+        let raw = match self {
+            Txt::Raw(raw) => raw.get(),
+            Txt::Str(s) => return s.trim().is_empty(),
+        };
+        let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+        let mut bytes = inner.bytes();
+        while let Some(b) = bytes.next() {
+            match b {
+                b'\\' => match bytes.next() {
+                    Some(b'n' | b'r' | b't' | b'f') => {}
+                    // `\"`, `\\`, `\/` are text; `\u` may be anything.
+                    Some(b'u') => return self.decode().trim().is_empty(),
+                    _ => return false,
+                },
+                b if b.is_ascii_whitespace() => {}
+                // Unicode has spaces beyond ASCII.
+                b if !b.is_ascii() => return self.decode().trim().is_empty(),
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Serialize for Txt<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Txt::Raw(raw) => raw.serialize(s),
+            Txt::Str(t) => s.serialize_str(t),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -325,11 +499,72 @@ impl Role {
     }
 }
 
+#[derive(Default)]
 enum Content<'a> {
+    #[default]
     None,
-    Text(Cow<'a, str>),
-    /// Each part as sent and decoded; a bare string is a text part.
-    Parts(Vec<(&'a RawValue, InPart<'a>)>),
+    Text(Txt<'a>),
+    /// The parts; a bare string is a text part.
+    Parts(Vec<InPart<'a>>),
+}
+
+/// `content`: a string kept as sent, a list of parts, or null.
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(d)?;
+        let text = raw.get();
+        if text.starts_with('"') {
+            return Ok(Content::Text(Txt::Raw(raw)));
+        }
+        if text == "null" {
+            return Ok(Content::None);
+        }
+        if text.starts_with('[') {
+            let parts: Vec<PartIn<'a>> = serde_json::from_str(text).map_err(de::Error::custom)?;
+            return Ok(Content::Parts(parts.into_iter().map(|p| p.0).collect()));
+        }
+        Err(de::Error::custom(
+            "invalid type: 'content' must be a string, an array or null",
+        ))
+    }
+}
+
+/// A content part: an object, or a bare string (a text part).
+struct PartIn<'a>(InPart<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for PartIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = PartIn<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a content part")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(PartIn(InPart::text(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(PartIn(InPart::text(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(PartIn(InPart::text(Cow::Owned(v))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                InPart::deserialize(de::value::MapAccessDeserializer::new(map)).map(PartIn)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<'a> InPart<'a> {
+    fn text(text: Cow<'a, str>) -> Self {
+        InPart {
+            kind: Some(Cow::Borrowed("text")),
+            bare: Some(text),
+            ..InPart::default()
+        }
+    }
 }
 
 impl Content<'_> {
@@ -356,18 +591,9 @@ struct Msg<'a> {
     prefix: bool,
 }
 
-fn parse_messages(raw: &RawValue) -> Result<Vec<Msg<'_>>, Error> {
-    let list: Vec<&RawValue> = serde_json::from_str(raw.get())
-        .map_err(|_| Error::invalid("'messages' must be an array", Some("messages")))?;
+fn parse_messages(list: Vec<InMessage<'_>>) -> Result<Vec<Msg<'_>>, Error> {
     let mut out = Vec::with_capacity(list.len());
-    for (i, raw) in list.into_iter().enumerate() {
-        let bad = |e: &dyn fmt::Display| {
-            Error::invalid(
-                format!("Invalid request body: messages[{i}]: {e}"),
-                Some("messages"),
-            )
-        };
-        let m: InMessage<'_> = serde_json::from_str(raw.get()).map_err(|e| bad(&e))?;
+    for (i, m) in list.into_iter().enumerate() {
         let role = match m.role.as_deref() {
             Some("system" | "developer") => Role::System,
             Some("user") => Role::User,
@@ -379,44 +605,18 @@ fn parse_messages(raw: &RawValue) -> Result<Vec<Msg<'_>>, Error> {
                     "Invalid Message passed in: messages[{i}] has role '{other}'"
                 )));
             }
-            None => return Err(bad(&"a message needs a 'role'")),
-        };
-        let content = match m.content {
-            None => Content::None,
-            Some(c) if c.get().starts_with('"') => {
-                Content::Text(serde_json::from_str::<Str>(c.get()).map_err(|e| bad(&e))?.0)
+            None => {
+                return Err(Error::invalid(
+                    format!("Invalid request body: messages[{i}] needs a 'role'"),
+                    Some("messages"),
+                ));
             }
-            Some(c) if c.get().starts_with('[') => {
-                let raws: Vec<&RawValue> = serde_json::from_str(c.get()).map_err(|e| bad(&e))?;
-                let mut parts = Vec::with_capacity(raws.len());
-                for p in raws {
-                    let part = if p.get().starts_with('"') {
-                        InPart {
-                            kind: Some(Cow::Borrowed("text")),
-                            text: Some(p),
-                            ..InPart::default()
-                        }
-                    } else {
-                        serde_json::from_str(p.get()).map_err(|e| bad(&e))?
-                    };
-                    parts.push((p, part));
-                }
-                Content::Parts(parts)
-            }
-            Some(_) => return Err(bad(&"'content' must be a string, an array or null")),
-        };
-        let (has_tool_calls, tool_calls) = match m.tool_calls {
-            None => (false, vec![]),
-            Some(raw) => (
-                true,
-                serde_json::from_str::<Vec<InToolCall<'_>>>(raw.get()).map_err(|e| bad(&e))?,
-            ),
         };
         out.push(Msg {
             role,
-            content,
-            has_tool_calls,
-            tool_calls,
+            content: m.content,
+            has_tool_calls: m.tool_calls.is_some(),
+            tool_calls: m.tool_calls.unwrap_or_default(),
             tool_call_id: m.tool_call_id,
             function_call: m.function_call,
             cache_control: m.cache_control.filter(|c| is_object(c)),
@@ -506,7 +706,7 @@ enum Source<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
     Text {
-        text: Cow<'a, str>,
+        text: Txt<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<Cache<'a>>,
     },
@@ -516,7 +716,13 @@ enum Block<'a> {
         cache_control: Option<Cache<'a>>,
     },
     Document {
-        source: Source<'a>,
+        source: DocSource<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        context: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        citations: Option<&'a RawValue>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<Cache<'a>>,
     },
@@ -543,15 +749,20 @@ enum Block<'a> {
     ToolReference {
         tool_name: &'a RawValue,
     },
-    /// A block the client already wrote in Anthropic's shape (`document`).
-    #[serde(untagged)]
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DocSource<'a> {
+    Built(Source<'a>),
+    /// A `document` part's own source, as sent.
     Raw(&'a RawValue),
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
 enum ToolResultContent<'a> {
-    Text(Cow<'a, str>),
+    Text(Txt<'a>),
     Blocks(Vec<Block<'a>>),
 }
 
@@ -566,11 +777,22 @@ struct OutMessage<'a> {
 enum Tool<'a> {
     Custom {
         name: Cow<'a, str>,
-        input_schema: Value,
+        input_schema: InputSchema<'a>,
         #[serde(rename = "type")]
         kind: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         description: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a RawValue>,
+    },
+    /// A tool the client wrote in Anthropic's shape: its known fields.
+    Native {
+        name: Cow<'a, str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<&'a RawValue>,
+        input_schema: &'a RawValue,
+        #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+        kind: Option<Cow<'a, str>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<&'a RawValue>,
     },
@@ -579,9 +801,42 @@ enum Tool<'a> {
         name: &'static str,
         input_schema: Value,
     },
-    /// Already in Anthropic's shape (has `input_schema`), or hosted.
-    Raw(&'a RawValue),
+    /// A hosted tool (web search).
     Value(Value),
+}
+
+/// A tool's `input_schema`.
+enum InputSchema<'a> {
+    /// The client's entries as sent, filtered; `type` and `properties`
+    /// supplied when missing.
+    Entries(Vec<(Cow<'a, str>, &'a RawValue)>, bool, bool),
+    /// Rebuilt (legacy `definitions`, the dummy tool).
+    Value(Value),
+}
+
+impl Serialize for InputSchema<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InputSchema::Value(v) => v.serialize(s),
+            InputSchema::Entries(entries, add_type, add_properties) => {
+                let mut m = s.serialize_map(None)?;
+                for (k, v) in entries {
+                    if k == "type" {
+                        m.serialize_entry("type", "object")?;
+                    } else {
+                        m.serialize_entry(&**k, v)?;
+                    }
+                }
+                if *add_type {
+                    m.serialize_entry("type", "object")?;
+                }
+                if *add_properties {
+                    m.serialize_entry("properties", &Map::new())?;
+                }
+                m.end()
+            }
+        }
+    }
 }
 
 // ---- the translation ----
@@ -595,6 +850,8 @@ struct Builder<'a> {
     /// `allowed_openai_params`: forwarded as sent.
     allowed: Vec<(Cow<'a, str>, &'a RawValue)>,
     messages: Vec<Msg<'a>>,
+    /// `tools` as sent.
+    tools_in: Option<Vec<InTool<'a>>>,
     /// The optional fields of the body, in order.
     out: Vec<(&'static str, Out<'a>)>,
     betas: Vec<&'static str>,
@@ -606,6 +863,8 @@ struct Builder<'a> {
     thinking: Option<Value>,
     output_config: Option<Map<String, Value>>,
     stream: bool,
+    /// The input's size: the output is about as long.
+    size_hint: usize,
 }
 
 /// One optional body field.
@@ -624,7 +883,12 @@ impl Serialize for Out<'_> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(fields: Vec<(Cow<'a, str>, &'a RawValue)>, options: &Options) -> Result<Self, Error> {
+    fn new(body: Body<'a>, options: &Options) -> Result<Self, Error> {
+        let Body {
+            fields,
+            messages,
+            tools,
+        } = body;
         let mut drop_params = options.drop_params;
         let mut additional_drop: Vec<String> = vec![];
         let mut allowed_names: Vec<String> = vec![];
@@ -645,7 +909,6 @@ impl<'a> Builder<'a> {
         let options = Options { drop_params };
 
         let mut model = None;
-        let mut messages = None;
         let mut params = vec![];
         let mut allowed = vec![];
         let mut rejected: Vec<Cow<'a, str>> = vec![];
@@ -653,7 +916,6 @@ impl<'a> Builder<'a> {
             let absent = v.get() == "null";
             match &*k {
                 "model" => model = Some(string(v, "model")?),
-                "messages" => messages = Some(v),
                 _ if absent || DIRECTIVES.contains(&&*k) => {}
                 _ if additional_drop.iter().any(|d| *d == *k) => {}
                 // Only OpenAI's own parameters: allowing `system` would
@@ -696,10 +958,11 @@ impl<'a> Builder<'a> {
                 "anthropic does not support parameters: [{list}], for model={model}. To drop these, set `litellm.drop_params=True` or for proxy:\n\n`litellm_settings:\n drop_params: true`\n. \n If you want to use these params dynamically send allowed_openai_params=[{list}] in your request."
             )));
         }
-        let Some(messages) = messages.filter(|m| m.get() != "null") else {
+        let Some(messages) = messages else {
             return Err(Error::invalid("'messages' is required", Some("messages")));
         };
         let messages = parse_messages(messages)?;
+        let tools_in = tools.filter(|_| !additional_drop.iter().any(|d| d == "tools"));
         Ok(Builder {
             options,
             model,
@@ -707,6 +970,7 @@ impl<'a> Builder<'a> {
             params,
             allowed,
             messages,
+            tools_in,
             out: vec![],
             betas: vec![],
             client_betas: vec![],
@@ -716,6 +980,7 @@ impl<'a> Builder<'a> {
             thinking: None,
             output_config: None,
             stream: false,
+            size_hint: 0,
         })
     }
 
@@ -786,8 +1051,8 @@ impl<'a> Builder<'a> {
         if let Some(v) = self.param("response_format") {
             self.response_format(v, thinking_enabled)?;
         }
-        if let Some(v) = self.param("tools") {
-            self.tools(v)?;
+        if let Some(list) = self.tools_in.take() {
+            self.tools(list)?;
         }
         if self.param("tool_choice").is_some() || self.param("parallel_tool_calls").is_some() {
             self.tool_choice()?;
@@ -975,37 +1240,21 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn tools(&mut self, v: &'a RawValue) -> Result<(), Error> {
-        let list: Vec<&'a RawValue> = serde_json::from_str(v.get())
-            .map_err(|_| Error::invalid("'tools' must be an array", Some("tools")))?;
-        #[derive(Deserialize)]
-        struct InTool<'a> {
-            #[serde(rename = "type", borrow, default)]
-            kind: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            function: Option<InToolFunction<'a>>,
-            #[serde(borrow, default)]
-            input_schema: Option<&'a RawValue>,
-            #[serde(borrow, default)]
-            cache_control: Option<&'a RawValue>,
-        }
-        #[derive(Deserialize)]
-        struct InToolFunction<'a> {
-            #[serde(borrow, default)]
-            name: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            description: Option<&'a RawValue>,
-            #[serde(borrow, default)]
-            parameters: Option<&'a RawValue>,
-            #[serde(borrow, default)]
-            cache_control: Option<&'a RawValue>,
-        }
+    fn tools(&mut self, list: Vec<InTool<'a>>) -> Result<(), Error> {
         let mut tools = self.tools.take().unwrap_or_default();
-        for raw in list {
-            let t: InTool<'a> = serde_json::from_str(raw.get())
-                .map_err(|e| Error::invalid(format!("Invalid tool: {e}"), Some("tools")))?;
-            if t.input_schema.is_some() {
-                tools.push(Tool::Raw(raw));
+        tools.reserve(list.len());
+        for t in list {
+            if let Some(schema) = t.input_schema {
+                let Some(name) = t.name else {
+                    return Err(Error::invalid("a tool needs a name", Some("tools")));
+                };
+                tools.push(Tool::Native {
+                    name,
+                    description: t.description.filter(|d| d.get() != "null"),
+                    input_schema: schema,
+                    kind: t.kind,
+                    cache_control: t.cache_control.filter(|c| c.get() != "null"),
+                });
                 continue;
             }
             let kind = t.kind.as_deref().unwrap_or("");
@@ -1021,17 +1270,13 @@ impl<'a> Builder<'a> {
             let Some(name) = f.name else {
                 return Err(Error::invalid("a tool needs a name", Some("tools")));
             };
-            let parameters = match f.parameters {
-                Some(p) if p.get() != "null" => value(p, "tools")?,
-                _ => Value::Object(Map::new()),
-            };
             let cache_control = t
                 .cache_control
                 .filter(|c| c.get() != "null")
                 .or(f.cache_control.filter(|c| is_object(c)));
             tools.push(Tool::Custom {
                 name,
-                input_schema: input_schema(parameters),
+                input_schema: input_schema(f.parameters)?,
                 kind: "custom",
                 description: f.description.filter(|d| d.get() != "null"),
                 cache_control,
@@ -1304,7 +1549,9 @@ impl<'a> Builder<'a> {
         if self.tools.is_none() && messages.iter().any(|m| m.has_tool_calls) {
             self.tools = Some(vec![Tool::Custom {
                 name: Cow::Borrowed("dummy_tool"),
-                input_schema: serde_json::json!({"type": "object", "properties": {}}),
+                input_schema: InputSchema::Value(
+                    serde_json::json!({"type": "object", "properties": {}}),
+                ),
                 kind: "custom",
                 description: serde_json::from_str(r#""This is a dummy tool call""#).ok(),
                 cache_control: None,
@@ -1316,7 +1563,7 @@ impl<'a> Builder<'a> {
             && last.prefix
             && let Content::Text(t) = &last.content
         {
-            self.context.prefix = Some(t.clone().into_owned());
+            self.context.prefix = Some(t.decode().into_owned());
         }
 
         let lead = messages
@@ -1368,7 +1615,7 @@ impl<'a> Builder<'a> {
             )),
         };
 
-        let mut body = Vec::with_capacity(512);
+        let mut body = Vec::with_capacity(self.size_hint + 256);
         let mut ser = serde_json::Serializer::new(&mut body);
         let write = (|| {
             let mut map = ser.serialize_map(None)?;
@@ -1470,14 +1717,19 @@ impl<'a> Builder<'a> {
 
 // ---- messages ----
 
-/// The decoded text of a part, when it is a string.
-fn part_text<'a>(part: &InPart<'a>) -> Option<Cow<'a, str>> {
-    serde_json::from_str::<Str<'a>>(part.text?.get())
-        .ok()
-        .map(|s| s.0)
+/// A part's text, when it is a string.
+fn part_text<'m>(part: &'m InPart<'_>) -> Option<Txt<'m>> {
+    if let Some(bare) = &part.bare {
+        return Some(Txt::Str(Cow::Borrowed(bare)));
+    }
+    part.text.filter(|t| t.get().starts_with('"')).map(Txt::Raw)
 }
 
-fn text<'a>(text: Cow<'a, str>, cache_control: Option<Cache<'a>>) -> Block<'a> {
+fn fixed(text: &'static str) -> Txt<'static> {
+    Txt::Str(Cow::Borrowed(text))
+}
+
+fn text<'a>(text: Txt<'a>, cache_control: Option<Cache<'a>>) -> Block<'a> {
     Block::Text {
         text,
         cache_control,
@@ -1485,10 +1737,7 @@ fn text<'a>(text: Cow<'a, str>, cache_control: Option<Cache<'a>>) -> Block<'a> {
 }
 
 fn placeholder<'a>(cache_control: Option<&'a RawValue>) -> Block<'a> {
-    text(
-        Cow::Borrowed(EMPTY_TEXT_PLACEHOLDER),
-        cache_control.map(Cache::Raw),
-    )
+    text(fixed(EMPTY_TEXT_PLACEHOLDER), cache_control.map(Cache::Raw))
 }
 
 fn raw_cache(raw: Option<&RawValue>) -> Option<Cache<'_>> {
@@ -1500,19 +1749,14 @@ fn is_space(s: &str) -> bool {
     !s.is_empty() && s.chars().all(char::is_whitespace)
 }
 
-/// Blank text, which LiteLLM replaces by the placeholder.
-fn is_blank(s: &str) -> bool {
-    s.trim().is_empty()
-}
-
 /// The leading system run's blocks (LiteLLM's `translate_system_message`).
-fn system_blocks<'a>(m: &Msg<'a>, out: &mut Vec<Block<'a>>) -> Result<(), Error> {
+fn system_blocks<'m>(m: &'m Msg<'_>, out: &mut Vec<Block<'m>>) -> Result<(), Error> {
     match &m.content {
         Content::None => {}
         Content::Text(t) if t.is_empty() => {}
         Content::Text(t) => out.push(text(t.clone(), raw_cache(m.cache_control))),
         Content::Parts(parts) => {
-            for (_, p) in parts {
+            for p in parts {
                 if p.kind.as_deref() != Some("text") {
                     return Err(Error::invalid(
                         "a system message may only contain text parts",
@@ -1531,13 +1775,13 @@ fn system_blocks<'a>(m: &Msg<'a>, out: &mut Vec<Block<'a>>) -> Result<(), Error>
 
 /// A mid-conversation system message's non-empty text parts, each with
 /// its `cache_control` in the one shape Anthropic takes.
-fn system_text_parts<'a>(m: &Msg<'a>) -> Vec<(Cow<'a, str>, Option<Cache<'static>>)> {
+fn system_text_parts<'m>(m: &'m Msg<'_>) -> Vec<(Txt<'m>, Option<Cache<'static>>)> {
     match &m.content {
         Content::Text(t) if !t.is_empty() => vec![(t.clone(), normalized_cache(m.cache_control))],
         Content::Parts(parts) => parts
             .iter()
-            .filter(|(_, p)| p.kind.as_deref() == Some("text"))
-            .filter_map(|(_, p)| {
+            .filter(|p| p.kind.as_deref() == Some("text"))
+            .filter_map(|p| {
                 part_text(p)
                     .filter(|t| !t.is_empty())
                     .map(|t| (t, normalized_cache(p.cache_control)))
@@ -1717,20 +1961,20 @@ fn place_system_kept<'m, 'a>(conv: &'m [Msg<'a>]) -> Vec<Turn<'m, 'a>> {
 
 /// LiteLLM's `anthropic_messages_pt`: user-type turns merged, assistant
 /// turns merged, tool calls and results, images, placeholders.
-fn convert<'a>(
-    turns: &[Turn<'_, 'a>],
+fn convert<'m>(
+    turns: &[Turn<'m, '_>],
     forward: &[(String, String)],
-) -> Result<Vec<OutMessage<'a>>, Error> {
-    let mut out: Vec<OutMessage<'a>> = Vec::with_capacity(turns.len());
+) -> Result<Vec<OutMessage<'m>>, Error> {
+    let mut out: Vec<OutMessage<'m>> = Vec::with_capacity(turns.len());
     let n = turns.len();
     let mut i = 0;
     while i < n {
         let start = i;
-        let mut user: Vec<Block<'a>> = vec![];
+        let mut user: Vec<Block<'m>> = vec![];
         while i < n && turns[i].user_type() {
             match &turns[i] {
                 Turn::SystemAsUser(m) => {
-                    user.push(text(Cow::Borrowed(CONVERTED_SYSTEM_NOTE), None));
+                    user.push(text(fixed(CONVERTED_SYSTEM_NOTE), None));
                     for (t, cc) in system_text_parts(m) {
                         user.push(text(t, cc));
                     }
@@ -1758,7 +2002,7 @@ fn convert<'a>(
             });
         }
 
-        let mut assistant: Vec<Block<'a>> = vec![];
+        let mut assistant: Vec<Block<'m>> = vec![];
         let mut ids: Vec<String> = vec![];
         while let Some(Turn::Msg(m)) = turns.get(i)
             && m.role == Role::Assistant
@@ -1796,9 +2040,10 @@ fn convert<'a>(
     {
         for b in &mut last.content {
             if let Block::Text { text, .. } = b {
-                let trimmed = text.trim_end().len();
-                if trimmed != text.len() {
-                    *text = Cow::Owned(text[..trimmed].to_owned());
+                let decoded = text.decode();
+                let trimmed = decoded.trim_end();
+                if trimmed.len() != decoded.len() {
+                    *text = Txt::Str(Cow::Owned(trimmed.to_owned()));
                 }
             }
         }
@@ -1815,13 +2060,13 @@ fn tool_result_follows(turns: &[Turn<'_, '_>], i: usize) -> bool {
         .any(|t| matches!(t, Turn::Msg(m) if matches!(m.role, Role::Tool | Role::Function)))
 }
 
-fn user_content<'a>(
-    m: &Msg<'a>,
+fn user_content<'m>(
+    m: &'m Msg<'_>,
     tool_result_follows: bool,
-    out: &mut Vec<Block<'a>>,
+    out: &mut Vec<Block<'m>>,
 ) -> Result<(), Error> {
     match &m.content {
-        Content::Text(t) if is_blank(t) => out.push(placeholder(m.cache_control)),
+        Content::Text(t) if t.is_blank() => out.push(placeholder(m.cache_control)),
         Content::Text(t) => out.push(text(t.clone(), raw_cache(m.cache_control))),
         Content::None => {
             if !tool_result_follows && m.cache_control.is_some() {
@@ -1834,12 +2079,12 @@ fn user_content<'a>(
             }
         }
         Content::Parts(parts) => {
-            for (raw, p) in parts {
+            for p in parts {
                 let cc = raw_cache(p.cache_control);
                 match p.kind.as_deref() {
                     Some("text") => match part_text(p) {
-                        Some(t) if !is_blank(&t) => out.push(text(t, cc)),
-                        _ => out.push(text(Cow::Borrowed(EMPTY_TEXT_PLACEHOLDER), cc)),
+                        Some(t) if !t.is_blank() => out.push(text(t, cc)),
+                        _ => out.push(text(fixed(EMPTY_TEXT_PLACEHOLDER), cc)),
                     },
                     Some("image_url") => {
                         let Some(url) = &p.image_url else {
@@ -1850,7 +2095,7 @@ fn user_content<'a>(
                         };
                         out.push(image(url, cc, false)?);
                     }
-                    Some("document") => out.push(Block::Raw(raw)),
+                    Some("document") => out.push(document(p, cc)?),
                     Some("file") => out.push(file(p, cc)?),
                     // LiteLLM leaves out parts Anthropic has no place for
                     // (audio, ...).
@@ -1864,18 +2109,20 @@ fn user_content<'a>(
 
 /// An `image_url` part: https by reference, a `data:` URI inline (a PDF as a
 /// document; in a tool result, plain text too).
-fn image<'a>(
-    url: &InImageUrl<'a>,
-    cache_control: Option<Cache<'a>>,
+fn image<'m>(
+    url: &'m InImageUrl<'_>,
+    cache_control: Option<Cache<'m>>,
     tool_result: bool,
-) -> Result<Block<'a>, Error> {
-    let (url, format) = match url {
+) -> Result<Block<'m>, Error> {
+    let (url, format): (&str, Option<&str>) = match url {
         InImageUrl::Url(u) => (u, None),
-        InImageUrl::Object { url, format } => (url, format.as_ref()),
+        InImageUrl::Object { url, format } => (url, format.as_deref()),
     };
     if url.starts_with("https://") {
         return Ok(Block::Image {
-            source: Source::Url { url: url.clone() },
+            source: Source::Url {
+                url: Cow::Borrowed(url),
+            },
             cache_control,
         });
     }
@@ -1890,7 +2137,10 @@ fn image<'a>(
     let source = Source::Base64 { media_type, data };
     Ok(if document {
         Block::Document {
-            source,
+            source: DocSource::Built(source),
+            title: None,
+            context: None,
+            citations: None,
             cache_control,
         }
     } else {
@@ -1901,11 +2151,11 @@ fn image<'a>(
     })
 }
 
-/// `data:<media type>;base64,<data>`, borrowed from the input when it can be.
-fn data_uri<'a>(
-    url: &Cow<'a, str>,
-    format: Option<&Cow<'a, str>>,
-) -> Result<(Cow<'a, str>, Cow<'a, str>), Error> {
+/// `data:<media type>;base64,<data>`, borrowed from the input.
+fn data_uri<'m>(
+    url: &'m str,
+    format: Option<&'m str>,
+) -> Result<(Cow<'m, str>, Cow<'m, str>), Error> {
     let bad = || {
         bad_request(
             "Image url not in expected format. Example Expected input - \"image_url\": \"data:image/jpeg;base64,{base64_image}\". Supported formats - ['image/jpeg', 'image/png', 'image/gif', 'image/webp'].",
@@ -1913,26 +2163,17 @@ fn data_uri<'a>(
     };
     let rest = url.strip_prefix("data:").ok_or_else(bad)?;
     let (media, data) = rest.split_once(";base64,").ok_or_else(bad)?;
-    let start = url.len() - rest.len();
-    let data_at = start + media.len() + ";base64,".len();
-    let (media, data) = match url {
-        Cow::Borrowed(u) => (
-            Cow::Borrowed(&u[start..start + media.len()]),
-            Cow::Borrowed(&u[data_at..]),
-        ),
-        Cow::Owned(_) => (Cow::Owned(media.to_owned()), Cow::Owned(data.to_owned())),
-    };
     let media = match format {
-        Some(f) => f.clone(),
+        Some(f) => Cow::Borrowed(f),
         None if media.contains("\\/") => Cow::Owned(media.replace("\\/", "/")),
-        None => media,
+        None => Cow::Borrowed(media),
     };
-    Ok((media, data))
+    Ok((media, Cow::Borrowed(data)))
 }
 
 /// A `file` part: inline data as a document. URLs and file ids are refused:
 /// the gateway fetches nothing, and file ids need Anthropic's Files API.
-fn file<'a>(p: &InPart<'a>, cache_control: Option<Cache<'a>>) -> Result<Block<'a>, Error> {
+fn file<'m>(p: &'m InPart<'_>, cache_control: Option<Cache<'m>>) -> Result<Block<'m>, Error> {
     let Some(f) = &p.file else {
         return Err(bad_request(
             "Content block has type='file' but is missing the required 'file' field",
@@ -1946,9 +2187,12 @@ fn file<'a>(p: &InPart<'a>, cache_control: Option<Cache<'a>>) -> Result<Block<'a
                     Some("messages"),
                 ));
             }
-            let (media_type, data) = data_uri(d, f.format.as_ref())?;
+            let (media_type, data) = data_uri(d, f.format.as_deref())?;
             Ok(Block::Document {
-                source: Source::Base64 { media_type, data },
+                source: DocSource::Built(Source::Base64 { media_type, data }),
+                title: None,
+                context: None,
+                citations: None,
                 cache_control,
             })
         }
@@ -1963,9 +2207,9 @@ fn file<'a>(p: &InPart<'a>, cache_control: Option<Cache<'a>>) -> Result<Block<'a
 }
 
 /// A `tool` (or legacy `function`) message as a `tool_result` block.
-fn tool_result<'a>(m: &Msg<'a>) -> Result<Block<'a>, Error> {
+fn tool_result<'m>(m: &'m Msg<'_>) -> Result<Block<'m>, Error> {
     let id = match (&m.tool_call_id, m.role) {
-        (Some(id), _) => sanitize_id(id.clone()),
+        (Some(id), _) => sanitize_id(id),
         (None, Role::Function) => Cow::Owned(uuid::Uuid::new_v4().to_string()),
         (None, _) => {
             return Err(Error::invalid(
@@ -1975,11 +2219,11 @@ fn tool_result<'a>(m: &Msg<'a>) -> Result<Block<'a>, Error> {
         }
     };
     let content = match &m.content {
-        Content::None => ToolResultContent::Text(Cow::Borrowed("")),
+        Content::None => ToolResultContent::Text(fixed("")),
         Content::Text(t) => ToolResultContent::Text(t.clone()),
         Content::Parts(parts) => {
             let mut blocks = Vec::with_capacity(parts.len());
-            for (_, p) in parts {
+            for p in parts {
                 let cc = p
                     .cache_control
                     .filter(|c| c.get() != "null")
@@ -2022,25 +2266,27 @@ fn tool_result<'a>(m: &Msg<'a>) -> Result<Block<'a>, Error> {
     })
 }
 
-fn assistant_content<'a>(
-    m: &Msg<'a>,
+fn assistant_content<'m>(
+    m: &'m Msg<'_>,
     forward: &[(String, String)],
-    out: &mut Vec<Block<'a>>,
+    out: &mut Vec<Block<'m>>,
     ids: &mut Vec<String>,
 ) -> Result<(), Error> {
     let inline_thinking = matches!(&m.content, Content::Parts(parts)
-        if parts.iter().any(|(_, p)| matches!(p.kind.as_deref(), Some("thinking" | "redacted_thinking"))));
+        if parts.iter().any(|p| matches!(p.kind.as_deref(), Some("thinking" | "redacted_thinking"))));
     if !inline_thinking {
         // Only signed thinking goes back: Anthropic verifies the signature,
         // so a client cannot put words there the model did not write.
         for t in &m.thinking_blocks {
             match (t.kind.as_deref(), &t.signature, &t.data) {
                 (Some("thinking"), Some(sig), _) if !sig.is_empty() => out.push(Block::Thinking {
-                    thinking: t.thinking.clone().unwrap_or_default(),
-                    signature: sig.clone(),
+                    thinking: Cow::Borrowed(t.thinking.as_deref().unwrap_or("")),
+                    signature: Cow::Borrowed(sig),
                 }),
                 (Some("redacted_thinking"), _, Some(data)) => {
-                    out.push(Block::RedactedThinking { data: data.clone() });
+                    out.push(Block::RedactedThinking {
+                        data: Cow::Borrowed(data),
+                    });
                 }
                 _ => {}
             }
@@ -2048,34 +2294,34 @@ fn assistant_content<'a>(
     }
     match &m.content {
         Content::Parts(parts) => {
-            for (_, p) in parts {
+            for p in parts {
                 match p.kind.as_deref() {
                     Some("thinking") => {
-                        if let Some(sig) = p.signature.as_ref().filter(|s| !s.is_empty()) {
+                        if let Some(sig) = p.signature.as_deref().filter(|s| !s.is_empty()) {
                             out.push(Block::Thinking {
-                                thinking: p.thinking.clone().unwrap_or_default(),
-                                signature: sig.clone(),
+                                thinking: Cow::Borrowed(p.thinking.as_deref().unwrap_or("")),
+                                signature: Cow::Borrowed(sig),
                             });
                         }
                     }
                     Some("text") => {
                         let t = part_text(p)
-                            .filter(|t| !is_blank(t))
-                            .unwrap_or(Cow::Borrowed(EMPTY_TEXT_PLACEHOLDER));
+                            .filter(|t| !t.is_blank())
+                            .unwrap_or(fixed(EMPTY_TEXT_PLACEHOLDER));
                         out.push(text(t, raw_cache(p.cache_control)));
                     }
                     _ => {}
                 }
             }
         }
-        Content::Text(t) if is_blank(t) => out.push(placeholder(m.cache_control)),
+        Content::Text(t) if t.is_blank() => out.push(placeholder(m.cache_control)),
         Content::Text(t) => out.push(text(t.clone(), raw_cache(m.cache_control))),
         Content::None => {}
     }
-    let sent_name = |name: &Cow<'a, str>| -> Cow<'a, str> {
+    let sent_name = |name: &'m str| -> Cow<'m, str> {
         match forward.iter().find(|(o, _)| o == name) {
             Some((_, s)) => Cow::Owned(s.clone()),
-            None => name.clone(),
+            None => Cow::Borrowed(name),
         }
     };
     for call in &m.tool_calls {
@@ -2100,7 +2346,7 @@ fn assistant_content<'a>(
                 Some("messages"),
             ));
         };
-        let id = sanitize_id(id.clone());
+        let id = sanitize_id(id);
         if ids.iter().any(|i| *i == id) {
             continue;
         }
@@ -2113,11 +2359,11 @@ fn assistant_content<'a>(
         });
     }
     if let Some(f) = &m.function_call {
-        let name = f.name.clone().unwrap_or_default();
+        let name = f.name.as_deref().unwrap_or("");
         out.push(Block::ToolUse {
             id: Cow::Owned(uuid::Uuid::new_v4().to_string()),
-            name: sent_name(&name),
-            input: arguments(f.arguments.as_deref(), &name)?,
+            name: sent_name(name),
+            input: arguments(f.arguments.as_deref(), name)?,
             cache_control: None,
         });
     }
@@ -2203,13 +2449,13 @@ fn sanitize_name(name: &str) -> String {
 }
 
 /// A tool use id in Anthropic's alphabet (`^[a-zA-Z0-9_-]+$`).
-fn sanitize_id(id: Cow<'_, str>) -> Cow<'_, str> {
+fn sanitize_id(id: &str) -> Cow<'_, str> {
     if !id.is_empty()
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        return id;
+        return Cow::Borrowed(id);
     }
     let s: String = id
         .chars()
@@ -2228,10 +2474,28 @@ fn sanitize_id(id: Cow<'_, str>) -> Cow<'_, str> {
     })
 }
 
+/// A `document` part the client wrote in Anthropic's shape: its known
+/// fields, as sent.
+fn document<'m>(p: &'m InPart<'_>, cache_control: Option<Cache<'m>>) -> Result<Block<'m>, Error> {
+    let Some(source) = p.source else {
+        return Err(Error::invalid(
+            "a document part needs a 'source'",
+            Some("messages"),
+        ));
+    };
+    Ok(Block::Document {
+        source: DocSource::Raw(source),
+        title: p.title,
+        context: p.context,
+        citations: p.citations,
+        cache_control,
+    })
+}
+
 /// LiteLLM's `sanitize_input_schema_for_anthropic`: an object schema with
-/// `properties`, legacy `definitions` moved to `$defs`, only the keys
-/// Anthropic takes.
-fn input_schema(parameters: Value) -> Value {
+/// `properties`, only the keys Anthropic takes, legacy `definitions` moved
+/// to `$defs` (with their references).
+fn input_schema(parameters: Option<Schema<'_>>) -> Result<InputSchema<'_>, Error> {
     const ALLOWED: &[&str] = &[
         "type",
         "properties",
@@ -2240,10 +2504,33 @@ fn input_schema(parameters: Value) -> Value {
         "$defs",
         "strict",
     ];
-    let mut m = match parameters {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
+    let entries = parameters.map(|p| p.0).unwrap_or_default();
+    if entries.iter().any(|(k, _)| k == "definitions") {
+        // Rare: rebuilt as a value, references rewritten.
+        let mut m = Map::new();
+        for (k, v) in &entries {
+            m.insert(k.to_string(), value(v, "tools")?);
+        }
+        return Ok(InputSchema::Value(legacy_schema(m)));
+    }
+    let has_type = entries.iter().any(|(k, _)| k == "type");
+    let has_properties = entries.iter().any(|(k, _)| k == "properties");
+    let kept: Vec<_> = entries
+        .into_iter()
+        .filter(|(k, _)| ALLOWED.contains(&&**k))
+        .collect();
+    Ok(InputSchema::Entries(kept, !has_type, !has_properties))
+}
+
+fn legacy_schema(mut m: Map<String, Value>) -> Value {
+    const ALLOWED: &[&str] = &[
+        "type",
+        "properties",
+        "additionalProperties",
+        "required",
+        "$defs",
+        "strict",
+    ];
     if m.get("type").and_then(Value::as_str) != Some("object") {
         m.insert("type".into(), "object".into());
     }

@@ -164,7 +164,7 @@ struct Message<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    content: Option<Vec<&'a RawValue>>,
+    content: Option<Vec<BlockView<'a>>>,
     #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -187,8 +187,26 @@ struct BlockView<'a> {
     input: Option<serde_json::Value>,
     #[serde(borrow, default)]
     thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
     #[serde(default)]
     citations: Option<Vec<serde_json::Value>>,
+}
+
+/// A thinking block as the answer carries it back (LiteLLM passes
+/// Anthropic's block through).
+#[derive(Serialize)]
+struct ThinkingBlock<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -217,14 +235,14 @@ struct OutMessage<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    thinking_blocks: Option<&'a [&'a RawValue]>,
+    thinking_blocks: Option<&'a [ThinkingBlock<'a>]>,
     provider_specific_fields: ProviderFields<'a>,
 }
 
 #[derive(Serialize)]
 struct ProviderFields<'a> {
     citations: Option<Vec<serde_json::Value>>,
-    thinking_blocks: Option<&'a [&'a RawValue]>,
+    thinking_blocks: Option<&'a [ThinkingBlock<'a>]>,
 }
 
 #[derive(Serialize)]
@@ -281,11 +299,10 @@ pub fn to_openai(
 
     let mut text = String::new();
     let mut tool_calls: Vec<ToolCall<'_>> = vec![];
-    let mut thinking: Vec<&RawValue> = vec![];
+    let mut thinking: Vec<ThinkingBlock<'_>> = vec![];
     let mut reasoning: Option<String> = None;
     let mut citations: Option<Vec<serde_json::Value>> = None;
-    for (index, block) in blocks.iter().enumerate() {
-        let b: BlockView<'_> = serde_json::from_str(block.get()).map_err(|_| invalid())?;
+    for (index, b) in blocks.iter().enumerate() {
         match b.kind.as_deref() {
             Some("text") => {
                 if let Some(t) = &b.text {
@@ -308,8 +325,13 @@ pub fn to_openai(
                     kind: "function",
                 });
             }
-            Some("thinking" | "redacted_thinking") => {
-                thinking.push(block);
+            Some(kind @ ("thinking" | "redacted_thinking")) => {
+                thinking.push(ThinkingBlock {
+                    kind,
+                    thinking: b.thinking.as_deref(),
+                    signature: b.signature.as_deref(),
+                    data: b.data.as_deref(),
+                });
                 let r = reasoning.get_or_insert_with(String::new);
                 if let Some(t) = &b.thinking {
                     r.push_str(t);
@@ -317,10 +339,11 @@ pub fn to_openai(
             }
             _ => {}
         }
-        if let Some(list) = b.citations {
+        if let Some(list) = &b.citations {
             let supported = serde_json::Value::String(b.text.as_deref().unwrap_or("").to_owned());
             let with_text = list
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(|mut c| {
                     if let serde_json::Value::Object(o) = &mut c {
                         o.insert("supported_text".into(), supported.clone());

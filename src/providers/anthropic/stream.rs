@@ -72,6 +72,8 @@ pub struct Translator {
     json_converted: bool,
     finish: Option<&'static str>,
     done: bool,
+    /// The start of every frame, serialised once.
+    head: Vec<u8>,
 }
 
 #[derive(Deserialize)]
@@ -79,14 +81,31 @@ struct Event<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    content_block: Option<&'a RawValue>,
+    content_block: Option<Part<'a>>,
     #[serde(borrow, default)]
-    delta: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
+    delta: Option<Part<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    message: Option<StartMessage>,
 }
+
+/// Just the type, to tell a malformed known event from a new kind.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+const KNOWN_EVENTS: &[&str] = &[
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "ping",
+];
 
 #[derive(Deserialize)]
 struct Part<'a> {
@@ -116,26 +135,6 @@ struct Part<'a> {
 struct StartMessage {
     #[serde(default)]
     usage: Option<Usage>,
-}
-
-#[derive(Serialize)]
-struct Chunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [ChunkChoice<'a>; 1],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<super::response::OpenAiUsage>,
-}
-
-#[derive(Serialize)]
-struct ChunkChoice<'a> {
-    index: u32,
-    delta: Delta<'a>,
-    /// Absent from the usage chunk, `null` or a reason elsewhere.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finish_reason: Option<Option<&'static str>>,
 }
 
 #[derive(Serialize, Default)]
@@ -211,6 +210,7 @@ impl Translator {
             json_converted: false,
             finish: None,
             done: false,
+            head: Vec::new(),
         }
     }
 
@@ -231,28 +231,40 @@ impl Translator {
         if self.done {
             return Ok(());
         }
-        let event: Event<'_> = serde_json::from_slice(data).map_err(|_| self.broken())?;
+        // One UTF-8 check for the event, none per string in it.
+        let Ok(text) = std::str::from_utf8(data) else {
+            return Err(self.broken());
+        };
+        let event: Event<'_> = match serde_json::from_str(text) {
+            Ok(e) => e,
+            Err(_) => {
+                let head: Head<'_> = serde_json::from_str(text).map_err(|_| self.broken())?;
+                return match head.kind.as_deref() {
+                    Some("error") => {
+                        self.done = true;
+                        Err(super::error::from_stream_event(data, &self.secrets))
+                    }
+                    Some(k) if KNOWN_EVENTS.contains(&k) => Err(self.broken()),
+                    // A kind of event Anthropic added, in a shape of its own.
+                    _ => Ok(()),
+                };
+            }
+        };
         match event.kind.as_deref() {
             Some("message_start") => {
-                if let Some(m) = event.message
-                    && let Ok(StartMessage { usage: Some(u) }) = serde_json::from_str(m.get())
-                {
-                    self.usage.merge(&u);
+                if let Some(StartMessage { usage: Some(u) }) = &event.message {
+                    self.usage.merge(u);
                 }
             }
             Some("content_block_start") => {
-                let Some(raw) = event.content_block else {
-                    return Ok(());
-                };
-                let part: Part<'_> = serde_json::from_str(raw.get()).map_err(|_| self.broken())?;
-                self.block_start(&part, out)?;
+                if let Some(part) = &event.content_block {
+                    self.block_start(part, out)?;
+                }
             }
             Some("content_block_delta") => {
-                let Some(raw) = event.delta else {
-                    return Ok(());
-                };
-                let part: Part<'_> = serde_json::from_str(raw.get()).map_err(|_| self.broken())?;
-                self.block_delta(&part, out)?;
+                if let Some(part) = &event.delta {
+                    self.block_delta(part, out)?;
+                }
             }
             Some("content_block_stop") => match self.block.take() {
                 Some(Block::Tool { args: false }) => {
@@ -263,19 +275,11 @@ impl Translator {
                 _ => {}
             },
             Some("message_delta") => {
-                if let Some(u) = event.usage
-                    && let Ok(u) = serde_json::from_str::<Usage>(u.get())
-                {
-                    self.usage.merge(&u);
+                if let Some(u) = &event.usage {
+                    self.usage.merge(u);
                 }
-                let stop = match event.delta {
-                    Some(raw) => serde_json::from_str::<Part<'_>>(raw.get())
-                        .map_err(|_| self.broken())?
-                        .stop_reason
-                        .map(Cow::into_owned),
-                    None => None,
-                };
-                let mut reason = finish_reason(stop.as_deref());
+                let stop = event.delta.as_ref().and_then(|d| d.stop_reason.as_deref());
+                let mut reason = finish_reason(stop);
                 if reason == "tool_calls" && self.json_converted && self.tool_index < 0 {
                     reason = "stop";
                 }
@@ -485,19 +489,47 @@ impl Translator {
             self.role_sent = true;
             delta.role = Some("assistant");
         }
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: [ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: Some(finish),
-            }],
-            usage: None,
-        };
-        frame(out, &chunk)
+        self.write_head(out)?;
+        write_json(out, &delta)?;
+        match finish {
+            None => out.extend_from_slice(b",\"finish_reason\":null}]}\n\n"),
+            // Our own reasons: plain ASCII words, nothing to escape.
+            Some(reason) => {
+                out.extend_from_slice(b",\"finish_reason\":\"");
+                out.extend_from_slice(reason.as_bytes());
+                out.extend_from_slice(b"\"}]}\n\n");
+            }
+        }
+        Ok(())
+    }
+
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,"delta":`
+    /// — the same in every chunk, so serialised once.
+    fn write_head(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.head.is_empty() {
+            #[derive(Serialize)]
+            struct Head<'a> {
+                id: &'a str,
+                object: &'static str,
+                created: u64,
+                model: &'a str,
+            }
+            let mut head = b"data: ".to_vec();
+            write_json(
+                &mut head,
+                &Head {
+                    id: &self.id,
+                    object: "chat.completion.chunk",
+                    created: self.created,
+                    model: &self.model,
+                },
+            )?;
+            head.pop();
+            head.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+            self.head = head;
+        }
+        out.extend_from_slice(&self.head);
+        Ok(())
     }
 
     /// The usage chunk when asked for, then `[DONE]`. A stream that never
@@ -509,31 +541,15 @@ impl Translator {
         }
         self.done = true;
         if self.context.include_usage {
-            let chunk = Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                // LiteLLM keeps one empty choice in the usage chunk (P2).
-                choices: [ChunkChoice {
-                    index: 0,
-                    delta: Delta::default(),
-                    finish_reason: None,
-                }],
-                usage: Some(self.usage.openai(self.thinking)),
-            };
-            frame(out, &chunk)?;
+            // LiteLLM keeps one empty choice in the usage chunk (P2).
+            self.write_head(out)?;
+            out.extend_from_slice(b"{}}],\"usage\":");
+            write_json(out, &self.usage.openai(self.thinking))?;
+            out.extend_from_slice(b"}\n\n");
         }
         out.extend_from_slice(sse::DONE_FRAME);
         Ok(())
     }
-}
-
-fn frame(out: &mut Vec<u8>, chunk: &Chunk<'_>) -> Result<(), Error> {
-    out.extend_from_slice(b"data: ");
-    write_json(out, chunk)?;
-    out.extend_from_slice(b"\n\n");
-    Ok(())
 }
 
 /// An Anthropic SSE body → an OpenAI SSE body, frame by frame. The
@@ -580,7 +596,7 @@ where
             if st.over {
                 return None;
             }
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(1024);
             let mut events = vec![];
             let result = match st.body.next().await {
                 None => {
