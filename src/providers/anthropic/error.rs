@@ -361,6 +361,18 @@ mod tests {
     }
 
     #[test]
+    fn content_policy_and_bad_keys() {
+        let raw = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Output blocked by content filtering policy"}}"#;
+        let e = from_upstream(StatusCode::BAD_REQUEST, raw, None, &Secrets::default());
+        assert!(e.to_string().starts_with(
+            "litellm.BadRequestError: litellm.ContentPolicyViolationError: AnthropicError - "
+        ));
+        let raw = br#"{"type":"error","error":{"type":"authentication_error","message":"Invalid API Key"}}"#;
+        let e = from_upstream(StatusCode::FORBIDDEN, raw, None, &Secrets::default());
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
     fn secrets_in_the_quoted_body_are_masked() {
         let raw = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key sk-ant-api03-secretsecret"}}"#;
         let e = from_upstream(

@@ -33,37 +33,71 @@
 //!
 //! # Where this differs from LiteLLM on purpose
 //!
-//! - `http://` image URLs are refused with a 400 (LiteLLM downloads them):
-//!   the gateway never fetches a URL a client chose (server-side request
-//!   forgery). `https://` URLs go by reference, as in LiteLLM, and Anthropic
-//!   fetches them.
+//! Guardrails and the network:
+//! - `http://` image URLs are refused with a 400 (LiteLLM downloads them),
+//!   and so are URLs in a file's `file_data`: the gateway never fetches a
+//!   URL a client chose (server-side request forgery). `https://` image
+//!   URLs go by reference, as in LiteLLM, and Anthropic fetches them.
 //! - Top-level fields that are neither OpenAI parameters nor known to the
 //!   translation are refused like unsupported parameters (dropped with
 //!   `drop_params`); LiteLLM forwards them as provider-specific parameters,
 //!   which lets a client send its own `system` prompt past the guardrails.
-//!   Only `top_k` (gated like `temperature`) is forwarded.
+//!   Only `top_k` (gated like `temperature`) is forwarded, and
+//!   `allowed_openai_params` only lets OpenAI's own parameters through.
 //! - A client's `extra_headers` only contributes `anthropic-beta` values;
 //!   LiteLLM sends every header it lists upstream.
-//! - Tool call arguments that are not JSON are refused with a 400; LiteLLM
-//!   first tries to repair truncated JSON.
+//! - Thinking blocks go back to Anthropic only when signed (LiteLLM does
+//!   the same): guardrails do not read them, and Anthropic verifies the
+//!   signature, so no client text can hide there.
+//!
+//! Refused or simplified:
+//! - Tool call arguments that are not JSON are a 400; LiteLLM first tries
+//!   to repair truncated JSON.
+//! - Anthropic's hosted tools (computer use, bash, code execution, MCP
+//!   servers, tool search) sent as OpenAI tools are refused ("Unsupported
+//!   tool type"), except web search through `web_search_options`; files by
+//!   `file_id` are refused; server tools' results are not replayed from
+//!   `provider_specific_fields` (compaction blocks neither).
+//! - Tools and `document` parts already in Anthropic's shape keep their
+//!   known fields only (name, description, input_schema, type,
+//!   cache_control; source, title, context, citations, cache_control).
 //! - `metadata.user_id` from the client's `metadata` is not mapped: the
 //!   gateway keeps `metadata` for itself. `user` is.
+//! - Mid-conversation system messages on models that take them are placed
+//!   by their neighbours as LiteLLM does, without its special cases for
+//!   messages that put nothing on the wire.
+//! - Models outside the embedded cost-map table (LiteLLM fetches a fresher
+//!   map) get 4096 `max_tokens` as in LiteLLM, and `thinking` and
+//!   `reasoning_effort` are passed to them rather than refused.
+//!
+//! Answers:
 //! - The forced `json_tool_call` answer becomes the message content as the
-//!   tool's input, serialised; LiteLLM also unwraps envelopes a model invents
-//!   around it (heuristics not reproduced).
+//!   tool's input, serialised; LiteLLM also unwraps envelopes a model
+//!   invents around it (heuristics not reproduced). A prefill (`prefix`) is
+//!   prepended to JSON answers only, as in LiteLLM.
 //! - `usage.cost` is not added to the final stream chunk, and
 //!   `completion_tokens_details.reasoning_tokens` is `null` (not a tokenizer
 //!   estimate) when the answer has thinking but Anthropic reports no count.
-//! - Server tools' results (web search, code execution) are not replayed
-//!   from `provider_specific_fields`, and files by `file_id` are refused.
-//! - `/v1/messages` is appended to an `api_base` without doubling a trailing
-//!   slash; the missing-key message does not mention workload identity,
-//!   which the gateway does not support.
+//! - A stream that ends without `message_stop` after `message_delta` is
+//!   finished normally; one that ends before `message_delta` ends with an
+//!   error instead of a silently truncated answer. A stream with no
+//!   `message_delta` still gets one `finish_reason`.
+//! - Upstream headers are not echoed as `llm_provider-*`; only the
+//!   `anthropic-ratelimit-*` ones are mapped.
+//!
+//! Shapes:
+//! - `/v1/messages` is appended to an `api_base` without doubling a
+//!   trailing slash; the missing-key message does not mention workload
+//!   identity, which the gateway does not support.
 //! - JSON key order of the bodies is our own (JSON objects are unordered);
-//!   ids are new `chatcmpl-<uuid>`s, as in LiteLLM.
+//!   ids are new `chatcmpl-<uuid>`s, as in LiteLLM; text is written back in
+//!   the JSON spelling it came in.
 //! - The native `output_format` schema is filtered as LiteLLM does (dropped
 //!   constraints noted in the description, `oneOf` → `anyOf`, closed
 //!   objects) but `$defs` are not inlined and enum/type conflicts are left.
+//! - Error `type`s: `invalid_request_error` for 400s (as the spec records),
+//!   `internal_server_error` for 500s, `throttling_error` for 429s, null
+//!   otherwise (LiteLLM's exception classes).
 
 pub mod error;
 pub mod request;
@@ -839,6 +873,13 @@ mod tests {
             String::from_utf8_lossy(&e.body())
                 .contains("litellm.AuthenticationError: Missing Anthropic API Key")
         );
+    }
+
+    #[test]
+    fn a_key_no_header_can_carry_is_refused() {
+        let e = Endpoint::resolve(&cfg(None, Some("sk-ant\nx-evil: 1")), env(&[])).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert!(!e.to_string().contains("evil"));
     }
 
     #[test]

@@ -2903,6 +2903,36 @@ mod tests {
     }
 
     #[test]
+    fn mid_conversation_runs_that_land_together_merge() {
+        let v = tr(chat(
+            "claude-opus-4-8",
+            json!([
+                {"role": "user", "content": "a"},
+                {"role": "system", "content": "one"},
+                {"role": "user", "content": "b"},
+                {"role": "assistant", "content": "c"},
+                {"role": "system", "content": [{"type": "text", "text": "two"}, {"type": "text", "text": ""}]},
+                {"role": "system", "content": ""},
+                {"role": "tool", "tool_call_id": "t", "content": "r"},
+                {"role": "system", "content": "three"}
+            ]),
+        ));
+        assert_eq!(
+            v["messages"],
+            json!([
+                // "one" follows the whole user turn it sits in.
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                {"role": "system", "content": [{"type": "text", "text": "one"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "c"}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}]},
+                // "two" (after the assistant) and "three" (after the tool
+                // result) land on the same turn: one system message.
+                {"role": "system", "content": [{"type": "text", "text": "two"}, {"type": "text", "text": "three"}]}
+            ])
+        );
+    }
+
+    #[test]
     fn system_before_a_tool_result_moves_after_it() {
         let v = tr(chat(
             UNKNOWN,

@@ -552,9 +552,9 @@ impl Translator {
     }
 }
 
-/// An Anthropic SSE body → an OpenAI SSE body, frame by frame. The
-/// translator's usage can be read by the caller through `on_end`, called
-/// once when the stream ends (whole or not).
+/// An Anthropic SSE body → an OpenAI SSE body, frame by frame. `on_end`
+/// sees the translator once, when the stream ends, whole or not, or is
+/// dropped (a client that went away): the usage so far is there to record.
 pub fn translate<S>(
     body: S,
     translator: Translator,
@@ -563,7 +563,7 @@ pub fn translate<S>(
 where
     S: Stream<Item = Result<Bytes, Error>> + Send + Unpin + 'static,
 {
-    struct State<S, F> {
+    struct State<S, F: FnOnce(&Translator)> {
         body: S,
         parser: sse::Parser,
         t: Translator,
@@ -578,6 +578,13 @@ where
                 f(&self.t);
             }
             self.over = true;
+        }
+    }
+    impl<S, F: FnOnce(&Translator)> Drop for State<S, F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.on_end.take() {
+                f(&self.t);
+            }
         }
     }
     let state = State {
@@ -1244,6 +1251,25 @@ mod tests {
             );
             assert_eq!(rx.recv().unwrap(), (21, 12));
         }
+    }
+
+    /// A client that goes away mid-stream: the usage so far is reported.
+    #[tokio::test]
+    async fn adapter_reports_usage_when_dropped() {
+        let body = format!("data: {}\n\n", start(json!({"input_tokens": 9})));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pending = futures_util::stream::iter(vec![Ok(Bytes::from(body))])
+            .chain(futures_util::stream::pending());
+        let mut s = Box::pin(translate(
+            pending,
+            translator(ResponseContext::default()),
+            move |t| tx.send(t.usage()).unwrap(),
+        ));
+        let next = tokio::time::timeout(std::time::Duration::from_millis(50), s.next()).await;
+        assert!(next.is_err(), "nothing to send yet");
+        assert!(rx.try_recv().is_err());
+        drop(s);
+        assert_eq!(rx.try_recv().unwrap(), (9, 0));
     }
 
     /// An upstream that stops mid-answer: the frames so far, then an error.
