@@ -6,9 +6,10 @@
 //!
 //! The input is the body as the gateway would send it to an OpenAI
 //! upstream: the client's bytes with the upstream model name in `model`,
-//! gateway-only fields removed and guardrail rewrites applied. It is parsed
-//! once, strings borrowed from it where they have no escapes, and the output
-//! written once; schemas and other opaque values are copied as they are.
+//! gateway-only fields removed and guardrail rewrites applied. It is read
+//! in one pass (content parts in one more); message text, schemas and other
+//! opaque values are copied as the JSON they came as, never unescaped and
+//! escaped again; the output is written once.
 //!
 //! See the parent module for what differs from LiteLLM and why.
 
@@ -918,15 +919,15 @@ impl<'a> Builder<'a> {
                 "model" => model = Some(string(v, "model")?),
                 _ if absent || DIRECTIVES.contains(&&*k) => {}
                 _ if additional_drop.iter().any(|d| *d == *k) => {}
+                // n=1 is LiteLLM's default, and langchain sends it.
+                "n" if v.get().trim() == "1" => {}
+                _ if SUPPORTED.contains(&&*k) => params.push((k, v)),
+                "thinking" | "reasoning_effort" => params.push((k, v)),
                 // Only OpenAI's own parameters: allowing `system` would
                 // forward a prompt no guardrail read.
                 _ if OPENAI_PARAMS.contains(&&*k) && allowed_names.iter().any(|d| *d == *k) => {
                     allowed.push((k, v))
                 }
-                // n=1 is LiteLLM's default, and langchain sends it.
-                "n" if v.get().trim() == "1" => {}
-                _ if SUPPORTED.contains(&&*k) => params.push((k, v)),
-                "thinking" | "reasoning_effort" => params.push((k, v)),
                 _ => rejected.push(k),
             }
         }
@@ -3147,6 +3148,9 @@ mod tests {
         );
         assert_eq!(v["seed"], 3);
         assert!(v.get("allowed_openai_params").is_none());
+        // A supported parameter stays handled as one.
+        let t = translate(&json!({"model": SONNET, "messages": [{"role": "user", "content": "x"}], "stream": true, "allowed_openai_params": ["stream"]})).unwrap();
+        assert!(t.stream);
         // Not a way to send a prompt past the guardrails.
         let e = err(
             json!({"model": SONNET, "messages": [{"role": "user", "content": "x"}], "system": "evil", "allowed_openai_params": ["system"]}),
@@ -3614,6 +3618,14 @@ mod tests {
             #[test]
             fn the_model_reads_only_inspected_text(model in prop_oneof![Just(SONNET), Just(UNKNOWN), Just("claude-opus-4-8")],
                                                    messages in prop::collection::vec(message(), 1..8)) {
+                // Repeated tool call ids are dropped on purpose (as LiteLLM
+                // does): give each call its own.
+                let mut messages = messages;
+                for (i, m) in messages.iter_mut().enumerate() {
+                    if let Some(calls) = m.get_mut("tool_calls") {
+                        calls[0]["id"] = json!(format!("call{i}"));
+                    }
+                }
                 let body = json!({"model": model, "messages": messages});
                 let Ok(t) = translate(&body) else { return Ok(()); };
                 let out: Value = serde_json::from_slice(&t.body).unwrap();
