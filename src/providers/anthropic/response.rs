@@ -670,6 +670,21 @@ mod tests {
     }
 
     #[test]
+    fn tool_inputs_that_are_not_objects() {
+        let v = map(
+            message(
+                json!([{"type": "tool_use", "id": "a", "name": "f", "input": "not an object"}, {"type": "tool_use", "id": "b", "name": "g"}]),
+                "tool_use",
+                usage(1, 1),
+            ),
+            &ResponseContext::default(),
+        );
+        let calls = &v["choices"][0]["message"]["tool_calls"];
+        assert_eq!(calls[0]["function"]["arguments"], r#""not an object""#);
+        assert_eq!(calls[1]["function"]["arguments"], "null");
+    }
+
+    #[test]
     fn bad_answers_are_errors() {
         let bad = |body: &[u8]| {
             to_openai(
