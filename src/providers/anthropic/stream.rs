@@ -619,7 +619,7 @@ where
                 Some(Ok(chunk)) => match st.parser.push(&chunk, &mut events) {
                     Err(e) => {
                         st.close();
-                        Err(Error::UpstreamUnreachable(e.into()))
+                        Err(Error::UpstreamUnreachable(e.to_string()))
                     }
                     Ok(()) => {
                         let r = feed(&mut st.t, &events, &mut out);
