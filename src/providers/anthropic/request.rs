@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use super::error::{bad_request, unsupported};
 use super::{Caps, DEFAULT_MAX_TOKENS, ModelInfo, ResponseContext, supports_speed};
 use crate::error::Error;
+use crate::proxy::message::Str;
 
 /// How the translation treats what Anthropic cannot take.
 #[derive(Clone, Copy, Debug, Default)]
@@ -167,31 +168,6 @@ pub fn to_anthropic(body: &[u8], options: &Options) -> Result<Translated, Error>
 }
 
 // ---- input ----
-
-/// A JSON string, borrowed from the input when it has no escapes.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
 
 /// The body, read in one pass: `messages` and `tools` decoded in place,
 /// every other field left as raw JSON, in order.
@@ -2493,18 +2469,20 @@ fn document<'m>(p: &'m InPart<'_>, cache_control: Option<Cache<'m>>) -> Result<B
     })
 }
 
+/// The keys of a tool's `input_schema` Anthropic takes.
+const SCHEMA_KEYS: &[&str] = &[
+    "type",
+    "properties",
+    "additionalProperties",
+    "required",
+    "$defs",
+    "strict",
+];
+
 /// LiteLLM's `sanitize_input_schema_for_anthropic`: an object schema with
 /// `properties`, only the keys Anthropic takes, legacy `definitions` moved
 /// to `$defs` (with their references).
 fn input_schema(parameters: Option<Schema<'_>>) -> Result<InputSchema<'_>, Error> {
-    const ALLOWED: &[&str] = &[
-        "type",
-        "properties",
-        "additionalProperties",
-        "required",
-        "$defs",
-        "strict",
-    ];
     let entries = parameters.map(|p| p.0).unwrap_or_default();
     if entries.iter().any(|(k, _)| k == "definitions") {
         // Rare: rebuilt as a value, references rewritten.
@@ -2518,20 +2496,12 @@ fn input_schema(parameters: Option<Schema<'_>>) -> Result<InputSchema<'_>, Error
     let has_properties = entries.iter().any(|(k, _)| k == "properties");
     let kept: Vec<_> = entries
         .into_iter()
-        .filter(|(k, _)| ALLOWED.contains(&&**k))
+        .filter(|(k, _)| SCHEMA_KEYS.contains(&&**k))
         .collect();
     Ok(InputSchema::Entries(kept, !has_type, !has_properties))
 }
 
 fn legacy_schema(mut m: Map<String, Value>) -> Value {
-    const ALLOWED: &[&str] = &[
-        "type",
-        "properties",
-        "additionalProperties",
-        "required",
-        "$defs",
-        "strict",
-    ];
     if m.get("type").and_then(Value::as_str) != Some("object") {
         m.insert("type".into(), "object".into());
     }
@@ -2549,7 +2519,7 @@ fn legacy_schema(mut m: Map<String, Value>) -> Value {
         }
         rewrite_refs(&mut m);
     }
-    m.retain(|k, _| ALLOWED.contains(&k.as_str()));
+    m.retain(|k, _| SCHEMA_KEYS.contains(&k.as_str()));
     Value::Object(m)
 }
 
