@@ -8,6 +8,8 @@
 //!
 //! - [`upstream`]: an OpenAI-compatible chat completions server (echo or fixed
 //!   replies, streaming, injected failures).
+//! - [`anthropic`]: Anthropic's Messages API (JSON and SSE, tool use,
+//!   thinking, errors), on its own port or mounted on [`upstream`].
 //! - [`aim`]: the Aim Security guardrail API (`/fw/v1/analyze` over HTTP and
 //!   `/fw/v1/analyze/stream` over websocket), contract in `docs/spec/aim.md`.
 //! - this module: what both share: [`Recorded`], the capped record log and
@@ -17,6 +19,7 @@
 //! reset) so out-of-process users (a Python test, the benchmark) can drive it.
 
 pub mod aim;
+pub mod anthropic;
 pub mod upstream;
 
 use std::collections::VecDeque;

@@ -305,6 +305,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/__mock/reset", post(control_reset))
         .route("/__mock/stats", get(control_stats))
+        .merge(crate::anthropic::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)

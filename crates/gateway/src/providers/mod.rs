@@ -11,6 +11,7 @@
 //! - [`mock`]: a deployment with `mock_response` answers without any network
 //!   call, so the rest of the request path cannot tell the difference.
 
+pub mod anthropic;
 pub mod azure;
 pub mod mock;
 pub mod openai;

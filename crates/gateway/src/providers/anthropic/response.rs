@@ -1,0 +1,757 @@
+//! An Anthropic message → an OpenAI `chat.completion` (spec section 1.4; W
+//! `llms/anthropic/chat/transformation.py` `transform_parsed_response`,
+//! `calculate_usage`; `litellm_core_utils/core_helpers.py`
+//! `map_finish_reason`), and Anthropic's rate-limit headers in OpenAI's
+//! names.
+//!
+//! The answer is parsed once; text is borrowed from it, tool inputs are
+//! re-serialised the way LiteLLM writes them (Python's `json.dumps`).
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{ResponseContext, python_json, request::JSON_TOOL_NAME};
+use crate::error::{Error, Secrets};
+
+/// An Anthropic `stop_reason` → an OpenAI `finish_reason`; anything
+/// unknown (`pause_turn`, ...) is `stop`, as in LiteLLM.
+pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens" | "compaction") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("refusal" | "content_filtered") => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Anthropic's `usage`, as reported (cumulative in a stream's
+/// `message_delta`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_creation: Option<CacheCreation>,
+    #[serde(default)]
+    pub output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CacheCreation {
+    #[serde(default)]
+    pub ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct OutputDetails {
+    #[serde(default)]
+    pub thinking_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// A later report: what it gives replaces what was known.
+    pub fn merge(&mut self, later: &Usage) {
+        fn take<T: Copy>(slot: &mut Option<T>, v: Option<T>) {
+            if v.is_some() {
+                *slot = v;
+            }
+        }
+        take(&mut self.input_tokens, later.input_tokens);
+        take(&mut self.output_tokens, later.output_tokens);
+        take(
+            &mut self.cache_creation_input_tokens,
+            later.cache_creation_input_tokens,
+        );
+        take(
+            &mut self.cache_read_input_tokens,
+            later.cache_read_input_tokens,
+        );
+        take(&mut self.cache_creation, later.cache_creation);
+        take(&mut self.output_tokens_details, later.output_tokens_details);
+    }
+
+    /// OpenAI's `prompt_tokens`: input plus cache writes plus cache reads.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens.unwrap_or(0)
+            + self.cache_creation_input_tokens.unwrap_or(0)
+            + self.cache_read_input_tokens.unwrap_or(0)
+    }
+
+    pub fn completion_tokens(&self) -> u64 {
+        self.output_tokens.unwrap_or(0)
+    }
+
+    /// The OpenAI `usage` object LiteLLM writes. `thinking`: the answer had
+    /// thinking (its token count is unknown unless Anthropic reports it).
+    pub(crate) fn openai(&self, thinking: bool) -> OpenAiUsage {
+        let prompt = self.prompt_tokens();
+        let completion = self.completion_tokens();
+        let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
+        let cache_read = self.cache_read_input_tokens.unwrap_or(0);
+        let reported = self
+            .output_tokens_details
+            .and_then(|d| d.thinking_tokens)
+            .map(|t| t.min(completion));
+        let (reasoning, text) = match reported {
+            Some(r) => (Some(r), Some(completion - r)),
+            None if thinking => (None, None),
+            None => (Some(0), Some(completion)),
+        };
+        OpenAiUsage {
+            completion_tokens: completion,
+            prompt_tokens: prompt,
+            total_tokens: prompt + completion,
+            completion_tokens_details: CompletionDetails {
+                reasoning_tokens: reasoning,
+                text_tokens: text,
+            },
+            prompt_tokens_details: PromptDetails {
+                cache_write_tokens: cache_write,
+                cached_tokens: cache_read,
+                text_tokens: self.input_tokens.unwrap_or(0),
+                cache_creation_tokens: cache_write,
+                cache_creation_token_details: self.cache_creation,
+            },
+            cache_creation_input_tokens: cache_write,
+            cache_read_input_tokens: cache_read,
+        }
+    }
+}
+
+/// LiteLLM's `usage` for an Anthropic answer, keys in its order (P1).
+#[derive(Debug, Serialize)]
+pub(crate) struct OpenAiUsage {
+    completion_tokens: u64,
+    prompt_tokens: u64,
+    total_tokens: u64,
+    completion_tokens_details: CompletionDetails,
+    prompt_tokens_details: PromptDetails,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: Option<u64>,
+    text_tokens: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct PromptDetails {
+    cache_write_tokens: u64,
+    cached_tokens: u64,
+    text_tokens: u64,
+    cache_creation_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation_token_details: Option<CacheCreation>,
+}
+
+// ---- the answer ----
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<Vec<BlockView<'a>>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct BlockView<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+    #[serde(default)]
+    citations: Option<Vec<serde_json::Value>>,
+}
+
+/// A thinking block as the answer carries it back (LiteLLM passes
+/// Anthropic's block through).
+#[derive(Serialize)]
+struct ThinkingBlock<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: String,
+    created: u64,
+    model: &'a str,
+    object: &'static str,
+    choices: [Choice<'a>; 1],
+    usage: OpenAiUsage,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    finish_reason: &'static str,
+    index: u32,
+    message: OutMessage<'a>,
+}
+
+#[derive(Serialize)]
+struct OutMessage<'a> {
+    content: Option<Cow<'a, str>>,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_blocks: Option<&'a [ThinkingBlock<'a>]>,
+    provider_specific_fields: ProviderFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ProviderFields<'a> {
+    citations: Option<Vec<serde_json::Value>>,
+    thinking_blocks: Option<&'a [ThinkingBlock<'a>]>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ToolCall<'a> {
+    /// The block's position in the content (LiteLLM's choice, P1).
+    pub index: usize,
+    pub function: Function<'a>,
+    pub id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Function<'a> {
+    pub arguments: String,
+    pub name: Cow<'a, str>,
+}
+
+/// A new `chatcmpl-<uuid4>` id, as LiteLLM gives every answer.
+pub fn new_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4())
+}
+
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An Anthropic message (a 2xx body) → the `chat.completion` body.
+/// `model`: the name the client asked for, which the answer carries.
+/// An answer that is an Anthropic error is mapped as one.
+pub fn to_openai(
+    body: &[u8],
+    model: &str,
+    context: &ResponseContext,
+    secrets: &Secrets,
+) -> Result<Vec<u8>, Error> {
+    let invalid = || {
+        Error::UpstreamUnreachable(format!(
+            "the upstream for model '{model}' sent an answer that is not an Anthropic message"
+        ))
+    };
+    let msg: Message<'_> = serde_json::from_slice(body).map_err(|_| invalid())?;
+    if msg.error.is_some() || msg.kind.as_deref() == Some("error") {
+        return Err(super::error::from_upstream(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            body,
+            None,
+            secrets,
+        ));
+    }
+    let blocks = msg.content.ok_or_else(invalid)?;
+
+    let mut text = String::new();
+    let mut tool_calls: Vec<ToolCall<'_>> = vec![];
+    let mut thinking: Vec<ThinkingBlock<'_>> = vec![];
+    let mut reasoning: Option<String> = None;
+    let mut citations: Option<Vec<serde_json::Value>> = None;
+    for (index, b) in blocks.iter().enumerate() {
+        match b.kind.as_deref() {
+            Some("text") => {
+                if let Some(t) = &b.text {
+                    text.push_str(t);
+                }
+            }
+            Some("tool_use" | "server_tool_use") => {
+                let name = b.name.clone().unwrap_or_default();
+                let name = match context.original_name(&name) {
+                    n if n == name => name,
+                    n => Cow::Owned(n.to_owned()),
+                };
+                tool_calls.push(ToolCall {
+                    index,
+                    function: Function {
+                        arguments: python_json(&b.input.clone().unwrap_or(serde_json::Value::Null)),
+                        name,
+                    },
+                    id: b.id.clone().unwrap_or_default(),
+                    kind: "function",
+                });
+            }
+            Some(kind @ ("thinking" | "redacted_thinking")) => {
+                thinking.push(ThinkingBlock {
+                    kind,
+                    thinking: b.thinking.as_deref(),
+                    signature: b.signature.as_deref(),
+                    data: b.data.as_deref(),
+                });
+                let r = reasoning.get_or_insert_with(String::new);
+                if let Some(t) = &b.thinking {
+                    r.push_str(t);
+                }
+            }
+            _ => {}
+        }
+        if let Some(list) = &b.citations {
+            let supported = serde_json::Value::String(b.text.as_deref().unwrap_or("").to_owned());
+            let with_text = list
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    if let serde_json::Value::Object(o) = &mut c {
+                        o.insert("supported_text".into(), supported.clone());
+                    }
+                    c
+                })
+                .collect();
+            citations
+                .get_or_insert_with(Vec::new)
+                .push(serde_json::Value::Array(with_text));
+        }
+    }
+
+    if let Some(prefix) = &context.prefix
+        && !text.starts_with(prefix.as_str())
+    {
+        text.insert_str(0, prefix);
+    }
+    let mut finish = finish_reason(msg.stop_reason.as_deref());
+    let mut content: Option<Cow<'_, str>> = (!text.is_empty()).then_some(Cow::Owned(text));
+    if context.json_tool && !tool_calls.is_empty() {
+        let is_json = |t: &ToolCall<'_>| t.function.name == JSON_TOOL_NAME;
+        if tool_calls.iter().all(is_json) {
+            // The forced tool's input is the answer.
+            content = Some(Cow::Owned(tool_calls.swap_remove(0).function.arguments));
+            tool_calls.clear();
+            finish = "stop";
+        } else {
+            let json: String = tool_calls
+                .iter()
+                .filter(|t| is_json(t))
+                .map(|t| t.function.arguments.as_str())
+                .take(1)
+                .collect();
+            tool_calls.retain(|t| !is_json(t));
+            if !json.is_empty() {
+                content = Some(match content {
+                    Some(c) => Cow::Owned(format!("{c}{json}")),
+                    None => Cow::Owned(json),
+                });
+            }
+        }
+    }
+
+    let usage = msg.usage.unwrap_or_default().openai(!thinking.is_empty());
+    let thinking_blocks = (!thinking.is_empty()).then_some(thinking.as_slice());
+    let completion = Completion {
+        id: new_id(),
+        created: now(),
+        model,
+        object: "chat.completion",
+        choices: [Choice {
+            finish_reason: finish,
+            index: 0,
+            message: OutMessage {
+                content,
+                role: "assistant",
+                tool_calls,
+                reasoning_content: reasoning,
+                thinking_blocks,
+                provider_specific_fields: ProviderFields {
+                    citations,
+                    thinking_blocks,
+                },
+            },
+        }],
+        usage,
+    };
+    let mut out = Vec::with_capacity(body.len() + 256);
+    write_json(&mut out, &completion)?;
+    Ok(out)
+}
+
+pub(crate) fn write_json(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), Error> {
+    let mut ser = serde_json::Serializer::new(out);
+    value
+        .serialize(&mut ser)
+        .map_err(|e| Error::Internal(format!("serialising an OpenAI answer: {e}")))
+}
+
+/// `anthropic-ratelimit-{requests,tokens}-{limit,remaining}` →
+/// `x-ratelimit-{limit,remaining}-{requests,tokens}` (W
+/// `common_utils.py:2193-2207`).
+pub fn ratelimit_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    const MAP: [(&str, &str); 4] = [
+        (
+            "anthropic-ratelimit-requests-limit",
+            "x-ratelimit-limit-requests",
+        ),
+        (
+            "anthropic-ratelimit-requests-remaining",
+            "x-ratelimit-remaining-requests",
+        ),
+        (
+            "anthropic-ratelimit-tokens-limit",
+            "x-ratelimit-limit-tokens",
+        ),
+        (
+            "anthropic-ratelimit-tokens-remaining",
+            "x-ratelimit-remaining-tokens",
+        ),
+    ];
+    MAP.iter()
+        .filter_map(|(from, to)| {
+            let v = headers.get(*from)?;
+            Some((HeaderName::from_static(to), v.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn map(answer: Value, context: &ResponseContext) -> Value {
+        let out = to_openai(
+            &serde_json::to_vec(&answer).unwrap(),
+            "claude",
+            context,
+            &Secrets::default(),
+        )
+        .unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn message(content: Value, stop_reason: &str, usage: Value) -> Value {
+        json!({"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+               "content": content, "stop_reason": stop_reason, "stop_sequence": null, "usage": usage})
+    }
+
+    fn usage(input: u64, output: u64) -> Value {
+        json!({"input_tokens": input, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": output})
+    }
+
+    /// P1, byte for byte after the id and the timestamp.
+    #[test]
+    fn p1_answer_byte_exact() {
+        let answer = message(
+            json!([{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}]),
+            "tool_use",
+            usage(21, 12),
+        );
+        let out = to_openai(
+            &serde_json::to_vec(&answer).unwrap(),
+            "claude",
+            &ResponseContext::default(),
+            &Secrets::default(),
+        )
+        .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with(r#"{"id":"chatcmpl-"#), "{out}");
+        let id_len = r#"{"id":"chatcmpl-"#.len() + 36 + 2;
+        assert!(out[id_len..].starts_with(r#""created":"#), "{out}");
+        let tail = &out[out.find(r#","model":"#).unwrap()..];
+        assert_eq!(
+            tail,
+            concat!(
+                r#","model":"claude","object":"chat.completion","choices":[{"finish_reason":"tool_calls","index":0,"message":{"#,
+                r#""content":"Let me check.","role":"assistant","tool_calls":[{"index":1,"function":{"arguments":"{\"city\": \"Paris\"}","name":"get_weather"},"id":"toolu_01","type":"function"}],"#,
+                r#""provider_specific_fields":{"citations":null,"thinking_blocks":null}}}],"#,
+                r#""usage":{"completion_tokens":12,"prompt_tokens":21,"total_tokens":33,"completion_tokens_details":{"reasoning_tokens":0,"text_tokens":12},"prompt_tokens_details":{"cache_write_tokens":0,"cached_tokens":0,"text_tokens":21,"cache_creation_tokens":0},"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn usage_with_cache_tokens() {
+        let v = map(
+            message(
+                json!([{"type": "text", "text": "hi"}]),
+                "end_turn",
+                json!({
+                "input_tokens": 10, "cache_creation_input_tokens": 5, "cache_read_input_tokens": 100, "output_tokens": 7,
+                "cache_creation": {"ephemeral_5m_input_tokens": 5, "ephemeral_1h_input_tokens": 0}}),
+            ),
+            &ResponseContext::default(),
+        );
+        assert_eq!(
+            v["usage"],
+            json!({"completion_tokens": 7, "prompt_tokens": 115, "total_tokens": 122,
+                "completion_tokens_details": {"reasoning_tokens": 0, "text_tokens": 7},
+                "prompt_tokens_details": {"cache_write_tokens": 5, "cached_tokens": 100, "text_tokens": 10, "cache_creation_tokens": 5,
+                    "cache_creation_token_details": {"ephemeral_5m_input_tokens": 5, "ephemeral_1h_input_tokens": 0}},
+                "cache_creation_input_tokens": 5, "cache_read_input_tokens": 100})
+        );
+        assert_eq!(v["choices"][0]["message"]["content"], "hi");
+        assert!(v["choices"][0]["message"].get("tool_calls").is_none());
+    }
+
+    #[test]
+    fn thinking() {
+        let blocks = json!([
+            {"type": "thinking", "thinking": "Let me think", "signature": "sig"},
+            {"type": "redacted_thinking", "data": "abc"},
+            {"type": "text", "text": "42"}
+        ]);
+        let v = map(
+            message(blocks.clone(), "end_turn", usage(5, 30)),
+            &ResponseContext::default(),
+        );
+        let m = &v["choices"][0]["message"];
+        assert_eq!(m["content"], "42");
+        assert_eq!(m["reasoning_content"], "Let me think");
+        assert_eq!(m["thinking_blocks"], json!([blocks[0], blocks[1]]));
+        assert_eq!(
+            m["provider_specific_fields"],
+            json!({"citations": null, "thinking_blocks": [blocks[0], blocks[1]]})
+        );
+        // No count from Anthropic, no tokenizer here: unknown.
+        assert_eq!(
+            v["usage"]["completion_tokens_details"],
+            json!({"reasoning_tokens": null, "text_tokens": null})
+        );
+        let mut u = usage(5, 30);
+        u["output_tokens_details"] = json!({"thinking_tokens": 20});
+        let v = map(message(blocks, "end_turn", u), &ResponseContext::default());
+        assert_eq!(
+            v["usage"]["completion_tokens_details"],
+            json!({"reasoning_tokens": 20, "text_tokens": 10})
+        );
+    }
+
+    #[test]
+    fn finish_reasons() {
+        for (stop, finish) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("max_tokens", "length"),
+            ("tool_use", "tool_calls"),
+            ("refusal", "content_filter"),
+            ("compaction", "length"),
+            ("pause_turn", "stop"),
+            ("something_new", "stop"),
+        ] {
+            let v = map(
+                message(json!([{"type": "text", "text": "x"}]), stop, usage(1, 1)),
+                &ResponseContext::default(),
+            );
+            assert_eq!(v["choices"][0]["finish_reason"], finish, "{stop}");
+        }
+        assert_eq!(finish_reason(None), "stop");
+    }
+
+    #[test]
+    fn empty_content_is_null_and_names_map_back() {
+        let ctx = ResponseContext {
+            tool_names: vec![("db_query_2".into(), "db.query".into())],
+            ..ResponseContext::default()
+        };
+        let v = map(
+            message(
+                json!([{"type": "tool_use", "id": "t1", "name": "db_query_2", "input": {"q": "é\u{1F600}", "n": [1, 2.5, true, null]}}]),
+                "tool_use",
+                usage(1, 1),
+            ),
+            &ctx,
+        );
+        let m = &v["choices"][0]["message"];
+        assert_eq!(m["content"], Value::Null);
+        assert_eq!(m["tool_calls"][0]["index"], 0);
+        assert_eq!(m["tool_calls"][0]["function"]["name"], "db.query");
+        // Python's json.dumps: spaced separators, non-ASCII escaped.
+        assert_eq!(
+            m["tool_calls"][0]["function"]["arguments"],
+            r#"{"q": "\u00e9\ud83d\ude00", "n": [1, 2.5, true, null]}"#
+        );
+    }
+
+    #[test]
+    fn forced_json_tool_is_the_content() {
+        let ctx = ResponseContext {
+            json_tool: true,
+            ..ResponseContext::default()
+        };
+        let v = map(
+            message(
+                json!([{"type": "tool_use", "id": "t1", "name": JSON_TOOL_NAME, "input": {"n": 3}}]),
+                "tool_use",
+                usage(1, 1),
+            ),
+            &ctx,
+        );
+        assert_eq!(v["choices"][0]["message"]["content"], r#"{"n": 3}"#);
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        assert!(v["choices"][0]["message"].get("tool_calls").is_none());
+        // With a real tool call beside it: both, the JSON after the text.
+        let v = map(
+            message(
+                json!([{"type": "text", "text": "ok "}, {"type": "tool_use", "id": "t1", "name": JSON_TOOL_NAME, "input": {"n": 3}},
+                           {"type": "tool_use", "id": "t2", "name": "f", "input": {}}]),
+                "tool_use",
+                usage(1, 1),
+            ),
+            &ctx,
+        );
+        assert_eq!(v["choices"][0]["message"]["content"], r#"ok {"n": 3}"#);
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "f"
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn prefix_and_citations() {
+        let ctx = ResponseContext {
+            prefix: Some("The answer:".into()),
+            ..ResponseContext::default()
+        };
+        let v = map(
+            message(
+                json!([{"type": "text", "text": " 42", "citations": [{"type": "char_location", "cited_text": "x"}]}]),
+                "end_turn",
+                usage(1, 1),
+            ),
+            &ctx,
+        );
+        assert_eq!(v["choices"][0]["message"]["content"], "The answer: 42");
+        assert_eq!(
+            v["choices"][0]["message"]["provider_specific_fields"]["citations"],
+            json!([[{"type": "char_location", "cited_text": "x", "supported_text": " 42"}]])
+        );
+    }
+
+    #[test]
+    fn tool_inputs_that_are_not_objects() {
+        let v = map(
+            message(
+                json!([{"type": "tool_use", "id": "a", "name": "f", "input": "not an object"}, {"type": "tool_use", "id": "b", "name": "g"}]),
+                "tool_use",
+                usage(1, 1),
+            ),
+            &ResponseContext::default(),
+        );
+        let calls = &v["choices"][0]["message"]["tool_calls"];
+        assert_eq!(calls[0]["function"]["arguments"], r#""not an object""#);
+        assert_eq!(calls[1]["function"]["arguments"], "null");
+    }
+
+    #[test]
+    fn bad_answers_are_errors() {
+        let bad = |body: &[u8]| {
+            to_openai(
+                body,
+                "claude",
+                &ResponseContext::default(),
+                &Secrets::default(),
+            )
+            .unwrap_err()
+        };
+        assert!(matches!(bad(b"not json"), Error::UpstreamUnreachable(_)));
+        assert!(matches!(
+            bad(b"{\"type\":\"message\"}"),
+            Error::UpstreamUnreachable(_)
+        ));
+        assert!(matches!(
+            bad(b"{\"content\":[5]}"),
+            Error::UpstreamUnreachable(_)
+        ));
+        let e =
+            bad(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // Unknown block types are skipped, not fatal.
+        let v = map(
+            message(
+                json!([{"type": "mystery"}, {"type": "text", "text": "x"}]),
+                "end_turn",
+                usage(1, 1),
+            ),
+            &ResponseContext::default(),
+        );
+        assert_eq!(v["choices"][0]["message"]["content"], "x");
+    }
+
+    #[test]
+    fn ratelimit_header_names() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "anthropic-ratelimit-requests-limit",
+            HeaderValue::from_static("50"),
+        );
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            HeaderValue::from_static("49"),
+        );
+        h.insert(
+            "anthropic-ratelimit-tokens-limit",
+            HeaderValue::from_static("1000"),
+        );
+        h.insert(
+            "anthropic-ratelimit-tokens-remaining",
+            HeaderValue::from_static("900"),
+        );
+        h.insert("request-id", HeaderValue::from_static("req_1"));
+        let got: Vec<(String, String)> = ratelimit_headers(&h)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x-ratelimit-limit-requests", "50"),
+                ("x-ratelimit-remaining-requests", "49"),
+                ("x-ratelimit-limit-tokens", "1000"),
+                ("x-ratelimit-remaining-tokens", "900"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+    }
+}
