@@ -32,7 +32,8 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::context::CallContext;
-use crate::endpoints::{chat, health, models};
+use crate::endpoints::pipeline::{self, Api};
+use crate::endpoints::{health, messages, models};
 use crate::error::Error;
 use crate::runtime::{self, Incoming};
 use crate::state::AppState;
@@ -42,6 +43,10 @@ use crate::state::AppState;
 pub enum Route {
     /// `POST /v1/chat/completions`, `POST /chat/completions`.
     Chat,
+    /// `POST /v1/messages`, `POST /messages`.
+    Messages,
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
     /// `GET /v1/models`, `GET /models`.
     Models,
     /// `GET /health/liveliness`, `GET /health/liveness`.
@@ -57,6 +62,10 @@ pub enum Route {
 pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
     let (route, allowed) = match path {
         "/v1/chat/completions" | "/chat/completions" => (Route::Chat, Method::POST),
+        "/v1/messages" | "/messages" => (Route::Messages, Method::POST),
+        "/v1/messages/count_tokens" | "/messages/count_tokens" => {
+            (Route::CountTokens, Method::POST)
+        }
         "/v1/models" | "/models" => (Route::Models, Method::GET),
         "/health/liveliness" | "/health/liveness" => (Route::Liveness, Method::GET),
         "/health/readiness" => (Route::Readiness, Method::GET),
@@ -95,7 +104,16 @@ async fn handle(state: &AppState, req: hyper::Request<hyper::body::Incoming>) ->
     let ctx = CallContext::new(&parts.headers);
     let answer = async {
         match route(&parts.method, parts.uri.path()) {
-            Ok(Route::Chat) => chat::respond(state, &ctx, &parts.headers, Body::new(body)).await,
+            Ok(Route::Chat) => {
+                pipeline::respond(state, &ctx, &parts.headers, Body::new(body), Api::Chat).await
+            }
+            Ok(Route::Messages) => {
+                let body = Body::new(body);
+                pipeline::respond(state, &ctx, &parts.headers, body, Api::Messages).await
+            }
+            Ok(Route::CountTokens) => {
+                messages::count_tokens(state, &ctx, &parts.headers, Body::new(body)).await
+            }
             Ok(Route::Models) => models::list(state, &parts.headers),
             Ok(Route::Liveness) => health::liveness(),
             Ok(Route::Readiness) => health::readiness(state),

@@ -15,6 +15,7 @@ pub(super) fn validate(
     }
     let mut cx = Cx {
         env: env.clone(),
+        drop_params: false,
         errors,
         warnings,
     };
@@ -30,6 +31,8 @@ pub(super) fn validate(
 
 pub(super) struct Cx {
     pub(super) env: Env,
+    /// `litellm_settings.drop_params`: the default of every deployment's.
+    pub(super) drop_params: bool,
     pub(super) errors: Vec<Issue>,
     pub(super) warnings: Vec<Issue>,
 }
@@ -404,6 +407,9 @@ impl Cx {
         let mut guardrails = self.guardrails(map);
         self.legacy_guardrails(litellm, &mut guardrails);
         self.callbacks(litellm);
+        self.drop_params = self
+            .boolean(litellm, "litellm_settings", "drop_params")
+            .unwrap_or(false);
         let (deployments, unserved) = self.model_list(map);
         let names = Names::new(&deployments, &unserved);
         let guardrail_names: HashSet<&str> = guardrails.iter().map(|g| g.name.as_str()).collect();

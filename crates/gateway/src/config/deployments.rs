@@ -90,6 +90,8 @@ impl Cx {
                 "mock_response",
                 "custom_llm_provider",
                 "ssl_verify",
+                "drop_params",
+                "use_bearer_for_custom_base",
             ],
             compat::deployment_param,
         );
@@ -106,6 +108,8 @@ impl Cx {
         let weight = self.number(params, p, "weight");
         let mock_response = self.string(params, p, "mock_response");
         let ssl_verify = self.ssl_verify(params, p);
+        let drop_params = self.boolean(params, p, "drop_params");
+        let use_bearer = self.boolean(params, p, "use_bearer_for_custom_base");
         let mut extra_headers = self.headers(params, p, "extra_headers");
 
         let (model_info_id, mode) = match field(map, "model_info") {
@@ -202,6 +206,64 @@ impl Cx {
             }
         }
 
+        if drop_params.is_some() && provider.flavor != Flavor::Anthropic {
+            self.warn(
+                join(p, "drop_params"),
+                "applies to anthropic/ deployments only: this provider gets the request's fields as sent",
+            );
+        }
+        if use_bearer.is_some() && provider.flavor != Flavor::Anthropic {
+            self.warn(
+                join(p, "use_bearer_for_custom_base"),
+                "applies to anthropic/ deployments only",
+            );
+        }
+        if provider.flavor == Flavor::Anthropic {
+            let anthropic = self.anthropic(
+                p,
+                &provider_name,
+                api_base.as_deref(),
+                api_key.as_deref(),
+                use_bearer.unwrap_or(false),
+                drop_params.unwrap_or(self.drop_params),
+                mock_response.is_some(),
+            )?;
+            let url = anthropic.endpoint.as_ref().map(|e| e.url.clone());
+            let url =
+                url.or_else(|| Some(anthropic::url(api_base.as_deref(), &|k| self.env.get(k))));
+            let parsed = match url.as_deref().map(str::parse::<axum::http::Uri>) {
+                Some(Ok(u)) if u.authority().is_some() => Some(u),
+                _ if mock_response.is_some() => None,
+                _ => {
+                    self.error(join(p, "api_base"), "not a valid http:// or https:// URL");
+                    return None;
+                }
+            };
+            let id = model_info_id.unwrap_or_else(|| {
+                let url = url.as_deref().unwrap_or_default();
+                deployment_id(&model_name, &model, url, index)
+            });
+            return Some(Entry::Chat(Box::new(Deployment {
+                id,
+                model_name,
+                pattern,
+                provider: provider_name,
+                flavor: provider.flavor,
+                upstream_model,
+                url: parsed,
+                api_key: api_key.map(Secret),
+                auth_header: HeaderValue::from_static(""),
+                timeout,
+                stream_timeout,
+                extra_headers,
+                rpm,
+                tpm,
+                weight,
+                mock_response,
+                ssl_verify,
+                anthropic: Some(Box::new(anthropic)),
+            })));
+        }
         let api_base = api_base.or_else(|| self.env.first(provider.base_env));
         let api_key = api_key.or_else(|| self.env.first(provider.key_env));
         let base = match (api_base, provider.default_base) {
@@ -226,7 +288,7 @@ impl Cx {
             return None;
         }
         let url = match provider.flavor {
-            Flavor::OpenAi => format!("{base}/chat/completions"),
+            Flavor::OpenAi | Flavor::Anthropic => format!("{base}/chat/completions"),
             Flavor::Azure => {
                 let version = api_version
                     .or_else(|| self.env.get("AZURE_API_VERSION"))
@@ -250,7 +312,7 @@ impl Cx {
         };
         let auth_header = match &api_key {
             Some(k) => match HeaderValue::from_str(&match provider.flavor {
-                Flavor::OpenAi => format!("Bearer {k}"),
+                Flavor::OpenAi | Flavor::Anthropic => format!("Bearer {k}"),
                 Flavor::Azure => k.clone(),
             }) {
                 Ok(mut v) => {
@@ -281,15 +343,7 @@ impl Cx {
                 ),
             );
         }
-        let id = model_info_id.unwrap_or_else(|| {
-            let digest = fnv1a(&[
-                model_name.as_bytes(),
-                model.as_bytes(),
-                url.as_bytes(),
-                &index.to_le_bytes(),
-            ]);
-            format!("{digest:016x}")
-        });
+        let id = model_info_id.unwrap_or_else(|| deployment_id(&model_name, &model, &url, index));
         Some(Entry::Chat(Box::new(Deployment {
             id,
             model_name,
@@ -308,7 +362,51 @@ impl Cx {
             weight,
             mock_response,
             ssl_verify,
+            anthropic: None,
         })))
+    }
+
+    /// An `anthropic/` deployment's endpoint (LiteLLM's rules, spec
+    /// anthropic.md 1.1) and settings.
+    #[allow(clippy::too_many_arguments)]
+    fn anthropic(
+        &mut self,
+        p: &str,
+        provider_name: &str,
+        api_base: Option<&str>,
+        api_key: Option<&str>,
+        use_bearer_for_custom_base: bool,
+        drop_params: bool,
+        mock: bool,
+    ) -> Option<AnthropicParams> {
+        let env = |k: &str| self.env.get(k);
+        let config = anthropic::EndpointConfig {
+            api_base,
+            api_key,
+            use_bearer_for_custom_base,
+        };
+        let endpoint = match anthropic::Endpoint::resolve(&config, env) {
+            Ok(e) => Some(e),
+            Err(anthropic::Unresolved::InvalidKey) => {
+                self.error(join(p, "api_key"), "not a valid header value");
+                return None;
+            }
+            Err(anthropic::Unresolved::MissingKey) => {
+                if !mock {
+                    self.warn(
+                        join(p, "api_key"),
+                        format!(
+                            "no api_key and neither ANTHROPIC_API_KEY nor ANTHROPIC_AUTH_TOKEN set; requests to this {provider_name}/ deployment are answered 401"
+                        ),
+                    );
+                }
+                None
+            }
+        };
+        Some(AnthropicParams {
+            endpoint,
+            drop_params,
+        })
     }
 
     /// `model_info.mode`: LiteLLM's kind of model.
@@ -374,7 +472,7 @@ pub(super) struct Provider {
 
 pub(super) const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
-/// Providers reached with the OpenAI wire format, and their public defaults.
+/// The providers the gateway speaks to, and their public defaults.
 pub(super) const PROVIDERS: &[Provider] = &[
     Provider {
         prefix: "openai",
@@ -382,6 +480,13 @@ pub(super) const PROVIDERS: &[Provider] = &[
         default_base: Some("https://api.openai.com/v1"),
         key_env: &["OPENAI_API_KEY"],
         base_env: &["OPENAI_API_BASE", "OPENAI_BASE_URL"],
+    },
+    Provider {
+        prefix: "anthropic",
+        flavor: Flavor::Anthropic,
+        default_base: Some("https://api.anthropic.com"),
+        key_env: &["ANTHROPIC_API_KEY"],
+        base_env: &["ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"],
     },
     Provider {
         prefix: "azure",
@@ -513,7 +618,6 @@ pub(super) const PROVIDERS: &[Provider] = &[
 
 /// LiteLLM providers that need a translation layer the gateway lacks.
 pub(super) const UNSUPPORTED_PROVIDERS: &[&str] = &[
-    "anthropic",
     "bedrock",
     "vertex_ai",
     "gemini",
@@ -524,6 +628,17 @@ pub(super) const UNSUPPORTED_PROVIDERS: &[&str] = &[
     "sagemaker",
     "watsonx",
 ];
+
+/// A stable id for a deployment without `model_info.id`.
+fn deployment_id(model_name: &str, model: &str, url: &str, index: usize) -> String {
+    let digest = fnv1a(&[
+        model_name.as_bytes(),
+        model.as_bytes(),
+        url.as_bytes(),
+        &index.to_le_bytes(),
+    ]);
+    format!("{digest:016x}")
+}
 
 pub(super) fn provider_list() -> String {
     PROVIDERS

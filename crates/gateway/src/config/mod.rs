@@ -17,6 +17,7 @@
 //!
 //! Model names (bare names, wildcards, key model lists) live in [`models`].
 
+pub mod anthropic;
 pub mod compat;
 pub mod include;
 pub mod models;
@@ -182,6 +183,19 @@ pub enum Flavor {
     OpenAi,
     /// `POST {base}/openai/deployments/{model}/chat/completions?api-version=`, `api-key`.
     Azure,
+    /// Anthropic's Messages API: `POST {base}/v1/messages`, `x-api-key`.
+    Anthropic,
+}
+
+/// What an `anthropic/` deployment needs besides the common settings.
+#[derive(Debug)]
+pub struct AnthropicParams {
+    /// Where and how it is called; `None` without a key (each request is
+    /// then answered with LiteLLM's 401).
+    pub endpoint: Option<anthropic::Endpoint>,
+    /// `drop_params` (the deployment's, else `litellm_settings`'):
+    /// parameters Anthropic does not take are dropped instead of refused.
+    pub drop_params: bool,
 }
 
 /// One `model_list` entry.
@@ -220,6 +234,8 @@ pub struct Deployment {
     pub mock_response: Option<String>,
     /// `ssl_verify`; `None`: the gateway-wide [`Outbound::ssl_verify`].
     pub ssl_verify: Option<SslVerify>,
+    /// Set for (and only for) an `anthropic/` deployment.
+    pub anthropic: Option<Box<AnthropicParams>>,
 }
 
 /// One `model_list` entry, validated.

@@ -275,6 +275,7 @@ impl Cx {
             "turn_off_message_logging",
             "redact_user_api_key_info",
             "ssl_verify",
+            "drop_params",
         ]);
         self.other_keys(
             litellm,

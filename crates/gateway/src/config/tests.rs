@@ -369,16 +369,50 @@ fn models_of_other_kinds_load_unserved() {
         "model_list:\n  - model_name: gpt-4o\n    litellm_params: {model: azure/, api_base: 'https://x', api_key: k}\n",
     );
     assert_eq!(e.errors[0].path, "model_list[0].litellm_params.model");
-    // claude-* means Anthropic, not supported yet.
-    let e = err(
+    // claude-* means Anthropic.
+    let (c, _) = ok(
         "model_list:\n  - model_name: c\n    litellm_params: {model: claude-3-5-sonnet-20240620, api_key: k}\n",
     );
-    assert!(
-        e.errors[0]
-            .message
-            .contains("provider 'anthropic' is not supported yet"),
-        "{e}"
+    assert_eq!(c.deployments[0].flavor, Flavor::Anthropic);
+}
+
+#[test]
+fn anthropic_deployments() {
+    let env = Env::default().with("ANTHROPIC_API_BASE", "http://env-base:9");
+    let (c, w) = parse(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude-x, api_key: sk-ant-1, drop_params: true}\n  - model_name: b\n    litellm_params: {model: anthropic/claude-y, api_base: 'http://h:1/'}\nlitellm_settings: {drop_params: false}\n",
+        &env,
+    )
+    .unwrap();
+    let a = &c.deployments[0];
+    assert_eq!(a.flavor, Flavor::Anthropic);
+    assert_eq!(a.upstream_model, "claude-x");
+    assert_eq!(
+        a.url.as_ref().map(ToString::to_string).as_deref(),
+        Some("http://env-base:9/v1/messages")
     );
+    let params = a.anthropic.as_deref().unwrap();
+    assert!(params.drop_params && params.endpoint.is_some());
+    // No key anywhere: it loads, with a warning, and no endpoint.
+    let b = &c.deployments[1];
+    assert_eq!(
+        b.url.as_ref().map(ToString::to_string).as_deref(),
+        Some("http://h:1/v1/messages")
+    );
+    let params = b.anthropic.as_deref().unwrap();
+    assert!(!params.drop_params && params.endpoint.is_none());
+    let paths: Vec<&str> = w.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(paths, ["model_list[1].litellm_params.api_key"]);
+    // A key no header can carry is an error.
+    let e = err(
+        "model_list:\n  - model_name: d\n    litellm_params: {model: anthropic/claude-z, api_key: \"bad\\nkey\"}\n",
+    );
+    assert_eq!(e.errors[0].path, "model_list[0].litellm_params.api_key");
+    // litellm_settings.drop_params is every deployment's default.
+    let (c, _) = ok(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude-x, api_key: k}\nlitellm_settings: {drop_params: true}\n",
+    );
+    assert!(c.deployments[0].anthropic.as_deref().unwrap().drop_params);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //!   section 4 as a sequence of named phases;
 //! - [`models`]: `GET /v1/models`;
 //! - [`health`]: liveness, readiness and the Prometheus metrics;
-//! - [`messages`]: `POST /v1/messages`, Anthropic's Messages API.
+//! - [`messages`]: `POST /v1/messages`, Anthropic's Messages API;
+//! - [`pipeline`]: the phases `chat` and `messages` are made of.
 //!
 //! The server routes to them and gives every one the same layer: the call
 //! context, the stamp on the response, a 500 envelope on a panic.
@@ -15,6 +16,7 @@ pub mod chat;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod pipeline;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

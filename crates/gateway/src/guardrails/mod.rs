@@ -133,6 +133,14 @@ impl Selection {
         self.post_call().next().is_some()
     }
 
+    /// The first selected guardrail with `block_uninspectable: true`.
+    pub fn blocking_uninspectable(&self) -> Option<&str> {
+        self.list
+            .iter()
+            .find(|g| g.cfg.block_uninspectable)
+            .map(|g| g.cfg.name.as_str())
+    }
+
     /// Refuse (400) a request carrying a part no guardrail can read (an
     /// image, audio, a file) when a selected guardrail says
     /// `block_uninspectable: true`.

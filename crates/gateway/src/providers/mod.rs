@@ -8,6 +8,8 @@
 //! - [`openai`]: OpenAI and every OpenAI-compatible provider (the body and
 //!   the answer pass through as they are);
 //! - [`azure`]: Azure OpenAI (its deployment URL and `api-key` header);
+//! - [`anthropic`]: Anthropic's Messages API (the chat body and the answer
+//!   translated both ways; a `/v1/messages` body goes as it is);
 //! - [`mock`]: a deployment with `mock_response` answers without any network
 //!   call, so the rest of the request path cannot tell the difference.
 
@@ -40,18 +42,35 @@ pub trait Provider: Sync {
     /// The headers of every call to `d` (encoded once per deployment).
     fn request_head(&self, d: &Deployment) -> HeaderBlock;
 
-    /// The body sent to `d`, from the OpenAI chat body the endpoint built.
-    fn request_body(&self, _d: &Deployment, chat: Vec<u8>) -> Result<Vec<u8>, Error> {
-        Ok(chat)
+    /// The call for `d`, from the OpenAI chat body the endpoint built.
+    fn request(&self, _d: &Deployment, chat: Vec<u8>) -> Result<Outgoing, Error> {
+        Ok(Outgoing {
+            body: chat,
+            headers: vec![],
+            answer: Answer::AsIs,
+        })
     }
 
-    /// A whole 2xx answer, as an OpenAI chat completion.
-    fn map_answer(&self, _d: &Deployment, body: Bytes) -> Result<Bytes, Error> {
+    /// A whole 2xx answer, as an OpenAI chat completion. `alias`: the model
+    /// name the client asked for.
+    fn map_answer(
+        &self,
+        _d: &Deployment,
+        _answer: &Answer,
+        _alias: &str,
+        body: Bytes,
+    ) -> Result<Bytes, Error> {
         Ok(body)
     }
 
     /// A streamed 2xx answer, as OpenAI chat chunks (SSE).
-    fn map_stream(&self, _d: &Deployment, body: BodyStream) -> BodyStream {
+    fn map_stream(
+        &self,
+        _d: &Deployment,
+        _answer: Answer,
+        _alias: &str,
+        body: BodyStream,
+    ) -> BodyStream {
         body
     }
 
@@ -68,12 +87,50 @@ pub trait Provider: Sync {
     }
 }
 
+/// What an endpoint sends to one deployment.
+pub enum Payload {
+    /// An OpenAI chat body: the provider translates it, and its answer back
+    /// into OpenAI's format.
+    Chat(Vec<u8>),
+    /// A body in the deployment's own format (a `/v1/messages` body for an
+    /// Anthropic deployment, see [`speaks_messages`]) with this call's own
+    /// headers; the answer comes back as the upstream sent it.
+    Native {
+        body: Vec<u8>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+}
+
+/// One call as a provider builds it.
+pub struct Outgoing {
+    pub body: Vec<u8>,
+    /// Headers of this call alone (after the deployment's).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What the answer's mapping needs to know of the request.
+    pub answer: Answer,
+}
+
+/// How an answer is mapped back, as the request's translation decided.
+pub enum Answer {
+    /// As it came (OpenAI's format, or a [`Payload::Native`] call).
+    AsIs,
+    /// An Anthropic message, to a chat completion.
+    Anthropic(Box<anthropic::ResponseContext>),
+}
+
 /// The provider a deployment speaks.
 pub fn provider(d: &Deployment) -> &'static dyn Provider {
     match d.flavor {
         Flavor::OpenAi => &openai::OpenAi,
         Flavor::Azure => &azure::Azure,
+        Flavor::Anthropic => &anthropic::call::Anthropic,
     }
+}
+
+/// `d` takes Anthropic's Messages API itself: a `/v1/messages` request goes
+/// to it as it is ([`Payload::Native`]) and its answer comes back so.
+pub fn speaks_messages(d: &Deployment) -> bool {
+    d.flavor == Flavor::Anthropic && d.mock_response.is_none()
 }
 
 /// A successful (2xx) upstream answer.
@@ -120,29 +177,60 @@ pub struct Reading {
     pub secrets: Arc<Secrets>,
 }
 
-/// Send `body` to `d`, with `head` (its [`request_head`]). Within
-/// `timeout`: the response head for a stream, the whole answer otherwise. Non-2xx answers become [`Error::Upstream`]
-/// with the upstream's status.
+/// One call to one deployment.
+pub struct Call<'a> {
+    pub d: &'a Deployment,
+    /// `d`'s [`request_head`].
+    pub head: &'a HeaderBlock,
+    pub payload: Payload,
+    pub stream: bool,
+    /// The model name the client asked for (what a translated answer
+    /// carries).
+    pub alias: &'a str,
+}
+
+/// Send `call.payload` to `call.d`. Within `timeout`: the response head for
+/// a stream, the whole answer otherwise. Non-2xx answers become
+/// [`Error::Upstream`] with the upstream's status.
 pub async fn send(
     http: &HttpClient,
-    d: &Deployment,
-    head: &HeaderBlock,
-    body: Vec<u8>,
-    stream: bool,
+    call: Call<'_>,
     timeout: Duration,
     reading: &Reading,
 ) -> Result<UpstreamResponse, Error> {
+    let Call {
+        d,
+        head,
+        payload,
+        stream,
+        alias,
+    } = call;
     let budget = &reading.budget;
     if let Some(text) = &d.mock_response {
         return Ok(mock::respond(text, &d.upstream_model, stream));
     }
     let provider = provider(d);
-    let body = provider.request_body(d, body)?;
+    let outgoing = match payload {
+        Payload::Chat(chat) => provider.request(d, chat)?,
+        Payload::Native { body, headers } => Outgoing {
+            body,
+            headers,
+            answer: Answer::AsIs,
+        },
+    };
     let Some(url) = &d.url else {
         return Err(Error::Internal("deployment without a URL".into()));
     };
     let deadline = Instant::now() + timeout;
-    let call = http.post(d.ssl_verify.as_ref(), url, head, [], Bytes::from(body));
+    let extra = outgoing.headers.iter().map(|(n, v)| (n, v));
+    let call = http.post(
+        d.ssl_verify.as_ref(),
+        url,
+        head,
+        extra,
+        Bytes::from(outgoing.body),
+    );
+    let answer = outgoing.answer;
     let response = match tokio::time::timeout_at(deadline, call).await {
         Err(_) => return Err(timed_out(d, timeout)),
         Ok(Err(e)) => return Err(transport_error(d, &e)),
@@ -176,7 +264,10 @@ pub async fn send(
             Err(_) => Err(timed_out(d, timeout)),
             Ok(Ok(body)) => Ok(UpstreamResponse {
                 status,
-                body: UpstreamBody::Full(provider.map_answer(d, body)?),
+                body: UpstreamBody::Full(match answer {
+                    Answer::AsIs => body,
+                    _ => provider.map_answer(d, &answer, alias, body)?,
+                }),
             }),
             Ok(Err(Collect::TooLarge)) => Err(Error::UpstreamUnreachable(format!(
                 "the upstream for model '{}' sent an answer over {limit} bytes (max_response_size_mb)",
@@ -190,7 +281,10 @@ pub async fn send(
     let body = body.map_err(move |e| broke_off(&model, &e));
     Ok(UpstreamResponse {
         status,
-        body: UpstreamBody::Stream(provider.map_stream(d, Box::pin(body))),
+        body: UpstreamBody::Stream(match answer {
+            Answer::AsIs => Box::pin(body),
+            _ => provider.map_stream(d, answer, alias, Box::pin(body)),
+        }),
     })
 }
 

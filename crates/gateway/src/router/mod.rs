@@ -39,7 +39,7 @@ use crate::config::{Deployment, RouterSettings, RoutingStrategy};
 use crate::error::{Error, Secrets};
 use crate::metrics::Metrics;
 use crate::outbound::HttpClient;
-use crate::providers::{self, UpstreamResponse};
+use crate::providers::{self, Call, Payload, UpstreamResponse};
 use health::Unavailable;
 pub use health::{InFlight, Member};
 use tracing::Instrument;
@@ -152,9 +152,17 @@ fn classify(e: &Error) -> Class {
                 .as_deref()
                 .map(|b| String::from_utf8_lossy(b).to_ascii_lowercase())
                 .unwrap_or_default();
-            if text.contains("context_length_exceeded") || text.contains("maximum context length") {
+            // OpenAI's codes, and the error classes of LiteLLM's messages
+            // (which translated providers' errors carry).
+            if text.contains("context_length_exceeded")
+                || text.contains("maximum context length")
+                || text.contains("contextwindowexceedederror")
+            {
                 Class::ContextWindow
-            } else if text.contains("content_policy_violation") || text.contains("content_filter") {
+            } else if text.contains("content_policy_violation")
+                || text.contains("content_filter")
+                || text.contains("contentpolicyviolationerror")
+            {
                 Class::ContentPolicy
             } else if status.as_u16() == 429 || status.is_server_error() {
                 Class::Transient
@@ -279,6 +287,11 @@ impl Router {
         &self.settings
     }
 
+    /// How answers are read (the memory budget, the secrets to mask).
+    pub fn reading(&self) -> &providers::Reading {
+        &self.reading
+    }
+
     /// The time allowed for `d` to answer (for a stream: to send its head).
     pub fn timeout(&self, d: &Deployment, stream: bool) -> Duration {
         let plain = d.timeout.unwrap_or(self.settings.timeout);
@@ -302,14 +315,15 @@ impl Router {
     /// doc). Returns what was done, and the answer or the last error.
     /// `allowed` says which model names the caller may use: a fallback it
     /// may not is skipped, whatever kind of fallback names it. `build` makes
-    /// the body for a deployment, given the model name to send.
+    /// the payload for a deployment, given the model name to send (an error
+    /// ends the request: the request cannot be sent there as it is).
     pub async fn send(
         &self,
         http: &HttpClient,
         target: &Target<'_>,
         stream: bool,
         allowed: &(dyn Fn(&str) -> bool + Sync),
-        build: impl Fn(&Deployment, &str) -> Vec<u8>,
+        build: impl Fn(&Deployment, &str) -> Result<Payload, Error>,
     ) -> (Routed, Result<UpstreamResponse, Error>) {
         let group = target.group;
         let mut routed = Routed {
@@ -380,7 +394,7 @@ impl Router {
         http: &HttpClient,
         target: &Target<'_>,
         stream: bool,
-        build: &impl Fn(&Deployment, &str) -> Vec<u8>,
+        build: &impl Fn(&Deployment, &str) -> Result<Payload, Error>,
         routed: &mut Routed,
     ) -> Result<UpstreamResponse, Error> {
         let group = target.group;
@@ -397,18 +411,24 @@ impl Router {
             let d = &member.d;
             let started = Instant::now();
             let span = tracing::info_span!("upstream", deployment = %d.id, attempt);
-            let body = build(d, &target.upstream_model(d));
-            let result = providers::send(
-                http,
+            let call = build(d, &target.upstream_model(d)).map(|payload| Call {
                 d,
-                &member.request_head,
-                body,
+                head: &member.request_head,
+                payload,
                 stream,
-                self.timeout(d, stream),
-                &self.reading,
-            )
-            .instrument(span)
-            .await;
+                alias: target.name(),
+            });
+            let result = match call {
+                Ok(call) => {
+                    providers::send(http, call, self.timeout(d, stream), &self.reading)
+                        .instrument(span)
+                        .await
+                }
+                Err(e) => {
+                    routed.member = Some(member.clone());
+                    return Err(e);
+                }
+            };
             routed.member = Some(member.clone());
             match result {
                 Ok(response) => {

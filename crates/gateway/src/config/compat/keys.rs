@@ -391,10 +391,6 @@ pub(super) const LITELLM: &[(&str, Rule)] = &[
     ("json_logs", Ignore(Unsupported, "use --log-format json")),
     ("set_verbose", Ignore(Unsupported, "use RUST_LOG")),
     (
-        "drop_params",
-        Ignore(Unsupported, "request fields are forwarded as sent"),
-    ),
-    (
         "model_alias_map",
         Ignore(
             Unsupported,

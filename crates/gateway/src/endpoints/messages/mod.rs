@@ -97,7 +97,13 @@
 //! `max_completion_tokens`, which the gateway does not rename on chat
 //! either.
 
+mod count;
 pub mod error;
+pub mod native;
 pub mod request;
 pub mod response;
+mod route;
 pub mod stream;
+
+pub use count::count_tokens;
+pub(super) use route::handle;

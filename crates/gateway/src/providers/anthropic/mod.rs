@@ -99,6 +99,7 @@
 //!   `internal_server_error` for 500s, `throttling_error` for 429s, null
 //!   otherwise (LiteLLM's exception classes).
 
+pub mod call;
 pub mod error;
 pub mod request;
 pub mod response;

@@ -1,0 +1,353 @@
+//! Answers of an Anthropic deployment to `/v1/messages`, which are already
+//! in the client's format: the model name restamped with the one the
+//! client asked for (as LiteLLM does), tokens counted from Anthropic's
+//! `usage`, and a stream relayed event by event.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::error;
+use super::response::json_str;
+use crate::body::BodyStream;
+use crate::endpoints::chat::meter::{Accounting, Usage};
+use crate::error::{Error, fmt_secs};
+use crate::sse;
+
+fn not_a_message() -> Error {
+    Error::UpstreamUnreachable(
+        "the upstream sent an answer that is not an Anthropic message".into(),
+    )
+}
+
+/// A JSON object's members in order, values as they were written.
+pub(super) struct Members<'a>(pub(super) Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    out.push((k, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `object` (a JSON object) with its top-level `model` replaced by `model`;
+/// every other member keeps its bytes and its place.
+fn restamp(object: &[u8], model: &str) -> Result<Vec<u8>, Error> {
+    let Members(members) = serde_json::from_slice(object).map_err(|_| not_a_message())?;
+    let mut out = Vec::with_capacity(object.len() + model.len());
+    out.push(b'{');
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(&mut out, k);
+        out.push(b':');
+        if k == "model" {
+            json_str(&mut out, model);
+        } else {
+            out.extend_from_slice(v.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// Anthropic's token counts, as the gateway counts them (spec anthropic.md
+/// 1.4): prompt = input + cache creation + cache read; completion = output.
+#[derive(Deserialize, Default, Clone, Copy)]
+struct Tokens {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+impl Tokens {
+    fn prompt(&self) -> u64 {
+        self.input_tokens.unwrap_or(0)
+            + self.cache_creation_input_tokens.unwrap_or(0)
+            + self.cache_read_input_tokens.unwrap_or(0)
+    }
+
+    /// Later counts (a `message_delta`'s, which are cumulative) win.
+    fn merge(&mut self, later: Tokens) {
+        let pick = |a: &mut Option<u64>, b: Option<u64>| {
+            if b.is_some() {
+                *a = b;
+            }
+        };
+        pick(&mut self.input_tokens, later.input_tokens);
+        pick(
+            &mut self.cache_creation_input_tokens,
+            later.cache_creation_input_tokens,
+        );
+        pick(
+            &mut self.cache_read_input_tokens,
+            later.cache_read_input_tokens,
+        );
+        pick(&mut self.output_tokens, later.output_tokens);
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt(),
+            completion_tokens: self.output_tokens.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WithTokens {
+    #[serde(default)]
+    usage: Option<Tokens>,
+}
+
+/// A whole answer: its tokens, and the body the client gets.
+pub fn answer(body: &[u8], model: &str) -> Result<(Option<Usage>, Vec<u8>), Error> {
+    let usage = serde_json::from_slice::<WithTokens>(body)
+        .ok()
+        .and_then(|w| w.usage)
+        .map(|t| t.usage());
+    Ok((usage, restamp(body, model)?))
+}
+
+/// One event of a Messages stream, as far as the relay reads it.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    message: Option<WithTokens>,
+    #[serde(default)]
+    usage: Option<Tokens>,
+}
+
+/// A Messages stream from an Anthropic deployment, relayed event by event:
+/// each event's data as it came (`message_start` with the client's model
+/// name), under the `event:` line of its type; tokens counted from
+/// `message_start` and `message_delta`; a stall past `idle`, an event over
+/// the SSE bound or a broken upstream ends it with an `error` event.
+pub fn relay(body: BodyStream, model: String, idle: Duration, acct: Accounting) -> BodyStream {
+    struct State {
+        body: BodyStream,
+        parser: sse::Parser,
+        model: String,
+        idle: Duration,
+        acct: Accounting,
+        tokens: Tokens,
+        counted: bool,
+        first: bool,
+        done: bool,
+    }
+    impl State {
+        fn count(&mut self) {
+            if !self.counted {
+                self.counted = true;
+                self.acct.record(self.tokens.usage());
+            }
+        }
+        fn fail(&mut self, e: &Error) -> Bytes {
+            self.done = true;
+            self.count();
+            error::sse_event(e)
+        }
+        /// Frame `events`; `Err` when one cannot be relayed.
+        fn frames(&mut self, events: Vec<sse::Event>) -> Result<Bytes, Error> {
+            let mut out = Vec::new();
+            for e in events {
+                let sse::Event::Data(data) = e else {
+                    // `[DONE]` is OpenAI's; Anthropic never sends it.
+                    continue;
+                };
+                let event: Event<'_> = serde_json::from_slice(&data).map_err(|_| {
+                    Error::UpstreamUnreachable(
+                        "the upstream sent a stream event that is not Anthropic's".into(),
+                    )
+                })?;
+                let kind = event.kind.as_ref();
+                if !kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Err(Error::UpstreamUnreachable(
+                        "the upstream sent a stream event of an invalid type".into(),
+                    ));
+                }
+                out.extend_from_slice(b"event: ");
+                out.extend_from_slice(kind.as_bytes());
+                out.extend_from_slice(b"\ndata: ");
+                match kind {
+                    "message_start" => {
+                        if let Some(t) = event.message.and_then(|m| m.usage) {
+                            self.tokens.merge(t);
+                        }
+                        let restamped = restamp_start(&data, &self.model)?;
+                        out.extend_from_slice(&restamped);
+                    }
+                    "message_delta" => {
+                        if let Some(t) = event.usage {
+                            self.tokens.merge(t);
+                        }
+                        out.extend_from_slice(&data);
+                    }
+                    "error" => {
+                        // The upstream's own error event, relayed; the
+                        // stream ends with it.
+                        self.done = true;
+                        out.extend_from_slice(&data);
+                    }
+                    _ => out.extend_from_slice(&data),
+                }
+                out.extend_from_slice(b"\n\n");
+                if kind == "message_stop" || self.done {
+                    self.done = true;
+                    self.count();
+                    break;
+                }
+            }
+            Ok(out.into())
+        }
+    }
+    impl Drop for State {
+        fn drop(&mut self) {
+            // A client that went away: what was used so far still counts.
+            self.count();
+        }
+    }
+    let state = State {
+        body,
+        parser: sse::Parser::default(),
+        model,
+        idle,
+        acct,
+        tokens: Tokens::default(),
+        counted: false,
+        first: true,
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            let next = match tokio::time::timeout(st.idle, st.body.next()).await {
+                Err(_) => {
+                    let e = Error::UpstreamTimeout(format!(
+                        "the upstream stalled for more than {}s",
+                        fmt_secs(st.idle)
+                    ));
+                    let frame = st.fail(&e);
+                    return Some((Ok(frame), st));
+                }
+                Ok(next) => next,
+            };
+            let mut events = vec![];
+            match next {
+                None => {
+                    st.parser.finish(&mut events);
+                    let out = st.frames(events);
+                    if !st.done {
+                        // Over before `message_stop`: the answer is cut
+                        // short, and the client must know it.
+                        let e = Error::UpstreamUnreachable(
+                            "the upstream ended the stream before message_stop".into(),
+                        );
+                        let tail = st.fail(&e);
+                        let mut all = out.map(|b| b.to_vec()).unwrap_or_default();
+                        all.extend_from_slice(&tail);
+                        return Some((Ok(Bytes::from(all)), st));
+                    }
+                    return match out {
+                        Ok(b) if !b.is_empty() => Some((Ok(b), st)),
+                        Ok(_) => None,
+                        Err(e) => Some((Ok(st.fail(&e)), st)),
+                    };
+                }
+                Some(Err(e)) => return Some((Ok(st.fail(&e)), st)),
+                Some(Ok(chunk)) => {
+                    if st.first {
+                        st.first = false;
+                        st.acct.stats.first_token(st.acct.started.elapsed());
+                    }
+                    if let Err(e) = st.parser.push(&chunk, &mut events) {
+                        let e = Error::UpstreamUnreachable(e.to_string());
+                        return Some((Ok(st.fail(&e)), st));
+                    }
+                }
+            }
+            match st.frames(events) {
+                Ok(b) if !b.is_empty() => return Some((Ok(b), st)),
+                Ok(_) => {}
+                Err(e) => return Some((Ok(st.fail(&e)), st)),
+            }
+        }
+    }))
+}
+
+/// A `message_start` event's data with `message.model` replaced.
+fn restamp_start(data: &[u8], model: &str) -> Result<Vec<u8>, Error> {
+    let Members(members) = serde_json::from_slice(data).map_err(|_| not_a_message())?;
+    let mut out = Vec::with_capacity(data.len() + model.len());
+    out.push(b'{');
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(&mut out, k);
+        out.push(b':');
+        if k == "message" {
+            out.extend_from_slice(&restamp(v.get().as_bytes(), model)?);
+        } else {
+            out.extend_from_slice(v.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restamp_keeps_every_other_byte() {
+        let body = br#"{"id":"msg_1","type":"message","model":"claude-x","content":[{"type":"text","text":"a\u00e9"}],"usage":{"input_tokens":3,"cache_read_input_tokens":2,"output_tokens":4}}"#;
+        let (usage, out) = answer(body, "claude").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"id":"msg_1","type":"message","model":"claude","content":[{"type":"text","text":"a\u00e9"}],"usage":{"input_tokens":3,"cache_read_input_tokens":2,"output_tokens":4}}"#
+        );
+        let usage = usage.unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 4));
+        assert!(answer(b"[1]", "claude").is_err());
+        assert!(answer(b"{\"a\":", "claude").is_err());
+    }
+
+    #[test]
+    fn restamp_start_replaces_the_inner_model() {
+        let data = br#"{"type":"message_start","message":{"id":"m","model":"claude-x","usage":{"input_tokens":1}}}"#;
+        assert_eq!(
+            String::from_utf8(restamp_start(data, "c\"q").unwrap()).unwrap(),
+            r#"{"type":"message_start","message":{"id":"m","model":"c\"q","usage":{"input_tokens":1}}}"#
+        );
+    }
+}
