@@ -178,6 +178,9 @@ async fn run_quickstart(args: QuickstartArgs) -> ExitCode {
     let env = Env::default()
         .with("OPENAI_API_KEY", "sk-mock-openai")
         .with("OPENAI_API_BASE", upstream.url())
+        // The mock upstream speaks Anthropic's Messages API too.
+        .with("ANTHROPIC_API_KEY", "sk-ant-mock")
+        .with("ANTHROPIC_API_BASE", format!("http://{}", upstream.addr()))
         .with("AIM_API_KEY", aim_key.clone())
         .with("AIM_API_BASE", aim.url())
         .with("CATO_API_KEY", aim_key)
