@@ -1,4 +1,4 @@
-//! gateway: an OpenAI-compatible LLM gateway that runs security guardrails
+//! gateway: an OpenAI- and Anthropic-compatible LLM gateway that runs security guardrails
 //! (Aim Security, Cato Networks) before, during and after the model call,
 //! driven by a LiteLLM `config.yaml`. The contracts the code cites are in
 //! the repository's `docs/spec/` (`gateway.md`, `aim.md`, `anthropic.md`).
@@ -12,8 +12,9 @@
 //!  cli                      flags, logging, config load; starts the runtime
 //!  ├─ runtime               multi-thread or per-core event loops, signals, busy polling
 //!  └─ server                one entry point: route → the layer every endpoint gets
-//!      └─ endpoints         one module per route family (chat, models, health),
-//!          │                each a sequence of named phases
+//!      └─ endpoints         one module per route family (chat, messages, models,
+//!          │                health); chat and messages compose the phases of
+//!          │                endpoints::pipeline
 //!          └─ state         AppState: everything a request needs, shared
 //!              ├─ guardrails   selection, the pre/during/post pipeline, what a
 //!              │               guardrail reads (inspect), Aim, Cato, the stream relay
@@ -27,10 +28,12 @@
 //!          the memory budget; context: the call id and the clock)
 //! ```
 //!
-//! # The request path (`POST /v1/chat/completions`)
+//! # The request path (`POST /v1/chat/completions`, `POST /v1/messages`)
 //!
 //! [`server`] routes the request and stamps every answer with the call id
-//! and the overhead; [`endpoints::chat`] runs the phases:
+//! and the overhead; [`endpoints::chat`] runs the phases of
+//! [`endpoints::pipeline`] (`/v1/messages` runs the same phases on the chat
+//! translation of its body, see [`endpoints::messages`]):
 //!
 //! ```text
 //! admit (auth, global and key permits)
@@ -48,7 +51,8 @@
 //! An upstream stream flows through stages, each bounded in time and memory:
 //!
 //! ```text
-//! provider's map_stream (the OpenAI chunk format)
+//! provider's map_stream (the OpenAI chunk format; Anthropic's events
+//!                        translated)
 //!  → meter (idle timeout, usage read or stripped, time to first token; it
 //!           holds the request's permits until the stream ends)
 //!  → nothing inspects it: passthrough (bytes untouched, an error becomes one
@@ -56,6 +60,8 @@
 //!    | a post_call guardrail checks it: sse::Parser (events bounded) → one
 //!      relay stage per guardrail (guardrails::stream: chunks to Aim's
 //!      websocket, only verified ones on) → frames
+//!  → on /v1/messages: Messages events (or, from an Anthropic deployment
+//!    with no post_call guardrail, its own events relayed and metered)
 //!  → coalesce (what arrived together goes out in one write)
 //! ```
 

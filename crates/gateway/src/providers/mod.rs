@@ -52,12 +52,14 @@ pub trait Provider: Sync {
     }
 
     /// A whole 2xx answer, as an OpenAI chat completion. `alias`: the model
-    /// name the client asked for.
+    /// name the client asked for; `secrets`: what to mask in an error the
+    /// answer turns out to be.
     fn map_answer(
         &self,
         _d: &Deployment,
         _answer: &Answer,
         _alias: &str,
+        _secrets: &Arc<Secrets>,
         body: Bytes,
     ) -> Result<Bytes, Error> {
         Ok(body)
@@ -69,6 +71,7 @@ pub trait Provider: Sync {
         _d: &Deployment,
         _answer: Answer,
         _alias: &str,
+        _secrets: &Arc<Secrets>,
         body: BodyStream,
     ) -> BodyStream {
         body
@@ -266,7 +269,7 @@ pub async fn send(
                 status,
                 body: UpstreamBody::Full(match answer {
                     Answer::AsIs => body,
-                    _ => provider.map_answer(d, &answer, alias, body)?,
+                    _ => provider.map_answer(d, &answer, alias, &reading.secrets, body)?,
                 }),
             }),
             Ok(Err(Collect::TooLarge)) => Err(Error::UpstreamUnreachable(format!(
@@ -283,7 +286,7 @@ pub async fn send(
         status,
         body: UpstreamBody::Stream(match answer {
             Answer::AsIs => Box::pin(body),
-            _ => provider.map_stream(d, answer, alias, Box::pin(body)),
+            _ => provider.map_stream(d, answer, alias, &reading.secrets, Box::pin(body)),
         }),
     })
 }

@@ -70,14 +70,13 @@ impl Provider for Anthropic {
         _d: &Deployment,
         answer: &Answer,
         alias: &str,
+        secrets: &Arc<Secrets>,
         body: Bytes,
     ) -> Result<Bytes, Error> {
         let Answer::Anthropic(context) = answer else {
             return Ok(body);
         };
-        // Error bodies are scrubbed where they are read; an answer's text
-        // is the model's.
-        response::to_openai(&body, alias, context, &Secrets::default()).map(Bytes::from)
+        response::to_openai(&body, alias, context, secrets).map(Bytes::from)
     }
 
     fn map_stream(
@@ -85,12 +84,13 @@ impl Provider for Anthropic {
         _d: &Deployment,
         answer: Answer,
         alias: &str,
+        secrets: &Arc<Secrets>,
         body: BodyStream,
     ) -> BodyStream {
         let Answer::Anthropic(context) = answer else {
             return body;
         };
-        let translator = stream::Translator::new(alias, *context, Arc::new(Secrets::default()));
+        let translator = stream::Translator::new(alias, *context, secrets.clone());
         Box::pin(stream::translate(body, translator, |_| {}))
     }
 
