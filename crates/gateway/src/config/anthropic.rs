@@ -147,7 +147,7 @@ impl Endpoint {
 
     /// Every header of one call: the fixed ones, then `anthropic-beta` when
     /// the call needs one: the endpoint's, the body's (`body_betas`, from
-    /// [`request::Translated::betas`]) and the client's or the deployment's
+    /// `providers::anthropic::request::Translated::betas`) and the client's or the deployment's
     /// (`extra`, comma-separated values), each once, in that order.
     pub fn headers(&self, body_betas: &[&str], extra: &[&str]) -> Vec<(HeaderName, HeaderValue)> {
         let mut out = self.fixed.clone();
