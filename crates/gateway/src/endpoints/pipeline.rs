@@ -2,16 +2,16 @@
 //! section 4), each a function of its own; `chat` and `messages` compose
 //! them in order:
 //!
-//! 1. [`admit`]: authenticate the caller, take the global and key permits;
-//! 2. [`read`]: read the body once (bounded), then the endpoint parses it;
-//! 3. [`resolve`]: the model group, which the key must be allowed;
-//! 4. [`select`] the guardrails, derive what they read ([`conversation`])
+//! 1. `admit`: authenticate the caller, take the global and key permits;
+//! 2. `read`: read the body once (bounded), then the endpoint parses it;
+//! 3. `resolve`: the model group, which the key must be allowed;
+//! 4. `select` the guardrails, derive what they read (`conversation`)
 //!    and run the pre_call ones (an anonymize rewrites what goes upstream);
-//! 5. [`call`]: the upstream through the router, while the during_call
+//! 5. `call`: the upstream through the router, while the during_call
 //!    checks run and (for a checked stream) the guardrail websockets open;
 //! 6. the endpoint's answer: post_call checks of a whole answer, or the
 //!    stream metered and relayed through the post_call guardrails
-//!    ([`guard_stream`]);
+//!    (`guard_stream`);
 //! 7. [`respond`]: the call id, model id, applied guardrails and overhead
 //!    headers on success and error alike, and the request's metrics.
 
