@@ -4,10 +4,15 @@
 //!
 //! # Layout
 //!
-//! - this module: where a deployment is called ([`Endpoint`]: URL, key,
-//!   `anthropic-version`, `anthropic-beta`), what the gateway knows of each
-//!   Claude model ([`ModelInfo`], from LiteLLM's cost map), and what the
-//!   request translation hands to the answer's ([`ResponseContext`]).
+//! - this module: what the gateway knows of each Claude model
+//!   ([`ModelInfo`], from LiteLLM's cost map), and what the request
+//!   translation hands to the answer's ([`ResponseContext`]); where a
+//!   deployment is called ([`Endpoint`]: URL, key, `anthropic-version`,
+//!   `anthropic-beta`) is resolved with the configuration
+//!   (`config::anthropic`) and re-exported here.
+//! - [`call`]: the [`crate::providers::Provider`] of `anthropic/`
+//!   deployments, built from the pieces below, and a `/v1/messages` body
+//!   sent as it is.
 //! - [`request`]: an OpenAI chat body (as the gateway would send it to an
 //!   OpenAI upstream) → the Messages body ([`request::to_anthropic`]).
 //! - [`response`]: a Messages answer → a `chat.completion`
@@ -18,7 +23,7 @@
 //!   event) → [`crate::error::Error`], in LiteLLM's message shape, classed
 //!   so the router retries and cools down as LiteLLM does.
 //!
-//! Everything here is pure: bytes in, bytes out, no network.
+//! Everything but [`call`] is pure: bytes in, bytes out, no network.
 //!
 //! # Guardrails
 //!
@@ -107,9 +112,7 @@ pub mod stream;
 
 mod models;
 
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-
-use crate::error::Error;
+use axum::http::StatusCode;
 
 pub(crate) use models::{Caps, supports_speed};
 pub use models::{DEFAULT_MAX_TOKENS, ModelInfo};
@@ -143,159 +146,8 @@ impl ResponseContext {
 
 // ---- endpoint ----
 
-/// `anthropic-version`, always this one.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
-const DEFAULT_API_BASE: &str = "https://api.anthropic.com/v1/messages";
-const MESSAGES_SUFFIX: &str = "/v1/messages";
-/// Keys of Claude subscriptions (OAuth) start so; they go as a Bearer token.
-const OAUTH_PREFIX: &str = "sk-ant-oat";
-const OAUTH_BETA: &str = "oauth-2025-04-20";
-
-static ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
-static ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
-static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-static BROWSER_ACCESS: HeaderName =
-    HeaderName::from_static("anthropic-dangerous-direct-browser-access");
-
-/// One deployment's settings that decide where and how it is called.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EndpointConfig<'a> {
-    /// `litellm_params.api_base`.
-    pub api_base: Option<&'a str>,
-    /// `litellm_params.api_key` (after `os.environ/` resolution).
-    pub api_key: Option<&'a str>,
-    /// `litellm_params.use_bearer_for_custom_base`.
-    pub use_bearer_for_custom_base: bool,
-}
-
-/// Where one Anthropic deployment is called and with which fixed headers
-/// (spec 1.1). Resolved once, when the configuration is loaded.
-#[derive(Clone)]
-pub struct Endpoint {
-    /// The full URL requests are posted to.
-    pub url: String,
-    /// `anthropic-version`, `accept`, `content-type`, the credential.
-    fixed: Vec<(HeaderName, HeaderValue)>,
-    /// `anthropic-beta` values every call carries (an OAuth key's).
-    betas: Vec<&'static str>,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The credential header is marked sensitive, so `http` prints it as
-        // `Sensitive`; the URL has no secret.
-        f.debug_struct("Endpoint")
-            .field("url", &self.url)
-            .field("headers", &self.fixed)
-            .field("betas", &self.betas)
-            .finish()
-    }
-}
-
-impl Endpoint {
-    /// The URL and headers for `config`, reading `ANTHROPIC_API_BASE`,
-    /// `ANTHROPIC_BASE_URL`, `ANTHROPIC_API_KEY`, `ANTHROPIC_AUTH_TOKEN` and
-    /// `LITELLM_ANTHROPIC_DISABLE_URL_SUFFIX` through `env`.
-    ///
-    /// A key that is blank counts as unset. With no key and no token the
-    /// answer is LiteLLM's 401.
-    pub fn resolve(
-        config: &EndpointConfig<'_>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Endpoint, Error> {
-        let nonblank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-        let configured_base = config.api_base.map(str::trim).filter(|b| !b.is_empty());
-        let base = configured_base
-            .map(str::to_owned)
-            .or_else(|| nonblank(env("ANTHROPIC_API_BASE")))
-            .or_else(|| nonblank(env("ANTHROPIC_BASE_URL")))
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
-        let no_suffix = env("LITELLM_ANTHROPIC_DISABLE_URL_SUFFIX")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        let url = if no_suffix || base.ends_with(MESSAGES_SUFFIX) {
-            base
-        } else {
-            format!("{}{MESSAGES_SUFFIX}", base.trim_end_matches('/'))
-        };
-
-        let key = nonblank(config.api_key.map(str::to_owned))
-            .or_else(|| nonblank(env("ANTHROPIC_API_KEY")));
-        let mut betas = vec![];
-        let mut fixed = vec![
-            (
-                ANTHROPIC_VERSION_HEADER.clone(),
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            ),
-            (header::ACCEPT, HeaderValue::from_static("application/json")),
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-        ];
-        let credential = match key {
-            Some(key) if key.starts_with(OAUTH_PREFIX) => {
-                betas.push(OAUTH_BETA);
-                fixed.push((BROWSER_ACCESS.clone(), HeaderValue::from_static("true")));
-                (header::AUTHORIZATION, format!("Bearer {key}"))
-            }
-            Some(key) => {
-                let custom_base = configured_base.is_some_and(|b| !b.contains("api.anthropic.com"));
-                if config.use_bearer_for_custom_base && custom_base && !key.starts_with("sk-ant-") {
-                    let value = if key.starts_with("Bearer ") {
-                        key
-                    } else {
-                        format!("Bearer {key}")
-                    };
-                    (header::AUTHORIZATION, value)
-                } else {
-                    (X_API_KEY.clone(), key)
-                }
-            }
-            None => match nonblank(env("ANTHROPIC_AUTH_TOKEN")) {
-                Some(token) => (header::AUTHORIZATION, format!("Bearer {token}")),
-                None => return Err(error::missing_key()),
-            },
-        };
-        let (name, value) = credential;
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
-            Error::invalid(
-                "the Anthropic key has characters a header cannot carry",
-                None,
-            )
-        })?;
-        value.set_sensitive(true);
-        fixed.push((name, value));
-        Ok(Endpoint { url, fixed, betas })
-    }
-
-    /// Every header of one call: the fixed ones, then `anthropic-beta` when
-    /// the call needs one: the endpoint's, the body's (`body_betas`, from
-    /// [`request::Translated::betas`]) and the client's or the deployment's
-    /// (`extra`, comma-separated values), each once, in that order.
-    pub fn headers(&self, body_betas: &[&str], extra: &[&str]) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = self.fixed.clone();
-        let mut betas: Vec<&str> = vec![];
-        let all = self
-            .betas
-            .iter()
-            .copied()
-            .chain(body_betas.iter().copied())
-            .chain(extra.iter().flat_map(|v| v.split(',')))
-            .map(str::trim)
-            .filter(|b| !b.is_empty());
-        for b in all {
-            if !betas.contains(&b) {
-                betas.push(b);
-            }
-        }
-        if !betas.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&betas.join(","))
-        {
-            out.push((ANTHROPIC_BETA.clone(), v));
-        }
-        out
-    }
-}
+/// Where a deployment is called: resolved with the configuration.
+pub use crate::config::anthropic::{ANTHROPIC_VERSION, Endpoint, EndpointConfig, Unresolved};
 
 /// Status of an upstream answer as the router sees it, for `529`.
 pub(crate) fn status(code: u16) -> StatusCode {
