@@ -3,7 +3,9 @@
 Starts `gateway-mock quickstart` (mock upstream + mock Aim + the gateway on
 config.example.yaml) on a free port and checks a plain completion, a
 streaming one, and a guardrail block surfacing as `BadRequestError` with the
-detection message. Exits non-zero on any failure.
+detection message, on the OpenAI model and on the `anthropic/` one (whose
+stream also carries `stream_options.include_usage`'s usage chunk). Exits
+non-zero on any failure.
 
 Run: python3 crates/gateway/tests/python/test_openai_sdk.py [path/to/gateway-mock]
 """
@@ -102,6 +104,61 @@ def main():
                 return
             raise AssertionError("the request was not blocked")
 
+        def claude_plain():
+            r = client.chat.completions.create(
+                model="claude-sonnet",
+                messages=[
+                    {"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": "hi what is the weather"},
+                ],
+                extra_body={"guardrails": ["aim-protected-app"]},
+            )
+            assert r.model == "claude-sonnet", r.model
+            assert r.choices[0].message.role == "assistant", r
+            assert r.choices[0].message.content == "hi what is the weather", r
+            assert r.choices[0].finish_reason == "stop", r.choices[0].finish_reason
+            # The mock Anthropic counts words: 3 of the system prompt lifted
+            # into `system`, 5 of the message; 5 answered.
+            assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (8, 5, 13), r.usage
+
+        def claude_streaming():
+            prompt = "tell me about streaming responses"
+            for guarded in (False, True):
+                stream = client.chat.completions.create(
+                    model="claude-sonnet",
+                    messages=[{"role": "user", "content": prompt}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_body={"guardrails": ["aim-protected-app"]} if guarded else None,
+                )
+                chunks = list(stream)
+                text = "".join((c.choices[0].delta.content or "") for c in chunks if c.choices)
+                assert text == prompt, (guarded, text)
+                assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1, "not streamed"
+                finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+                assert finish == ["stop"], (guarded, finish)
+                assert all(c.model == "claude-sonnet" for c in chunks), chunks
+                assert [c.usage is not None for c in chunks][-1:] == [True], (guarded, chunks[-1])
+                assert all(c.usage is None for c in chunks[:-1]), (guarded, "usage before the last chunk")
+                u = chunks[-1].usage
+                assert (u.prompt_tokens, u.completion_tokens, u.total_tokens) == (5, 5, 10), (guarded, u)
+
+        def claude_blocked():
+            try:
+                client.chat.completions.create(
+                    model="claude-sonnet",
+                    messages=[
+                        {"role": "system", "content": "Reply to ishaan@berri.ai."},
+                        {"role": "user", "content": "hi"},
+                    ],
+                    extra_body={"guardrails": ["aim-protected-app"]},
+                )
+            except openai.BadRequestError as e:
+                assert e.status_code == 400
+                assert e.body["message"] == '"ishaan@berri.ai" detected as email', e.body
+                return
+            raise AssertionError("the request was not blocked")
+
         def unknown_model():
             try:
                 client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
@@ -112,11 +169,14 @@ def main():
 
         def models():
             ids = [m.id for m in client.models.list()]
-            assert ids == ["gpt-3.5-turbo", "demo-canned"], ids
+            assert ids == ["gpt-3.5-turbo", "claude-sonnet", "demo-canned"], ids
 
         check("plain completion", plain)
         check("streaming completion", streaming)
         check("guardrail block -> BadRequestError", blocked)
+        check("anthropic/ model: plain completion", claude_plain)
+        check("anthropic/ model: streaming completion, include_usage", claude_streaming)
+        check("anthropic/ model: system e-mail -> BadRequestError", claude_blocked)
         check("unknown model -> BadRequestError", unknown_model)
         check("models.list", models)
     finally:
