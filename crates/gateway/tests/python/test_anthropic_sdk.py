@@ -200,14 +200,6 @@ def main():
                 for model in MODELS:
                     mocks.answer(model, {})
 
-        def known_bug(name, fn, todo):
-            """A check a gateway bug fails: reported, run only with
-            GATEWAY_SDK_KNOWN_BUGS=1 until the fix lands."""
-            if os.environ.get("GATEWAY_SDK_KNOWN_BUGS") == "1":
-                check(name, fn)
-            else:
-                print(f"skip {name}: TODO {todo}")
-
         def auth():
             try:
                 anthropic.Anthropic(base_url=base, api_key="sk-wrong", max_retries=0).messages.create(
@@ -537,10 +529,9 @@ def main():
         check("translated: tool_use round trip", tool_round_trip_translated)
         check("passthrough: tool_result e-mail -> BadRequestError", blocked_tool_result)
         check("passthrough: thinking signature kept (stream, tool turn)", thinking_round_trip(guarded=False))
-        known_bug(
+        check(
             "passthrough: thinking signature kept (stream with post_call, tool turn)",
             thinking_round_trip(guarded=True),
-            "the /v1/messages stream translator drops thinking_blocks' signature (report of issue 15p)",
         )
         finished = True
     finally:

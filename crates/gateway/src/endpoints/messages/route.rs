@@ -148,7 +148,8 @@ pub(in crate::endpoints) async fn handle(
                     ..Default::default()
                 };
                 let secrets = state.router.reading().secrets.clone();
-                let t = anthropic::stream::Translator::new(model, context, secrets);
+                let t = anthropic::stream::Translator::new(model, context, secrets)
+                    .keep_upstream_id();
                 let chunks: BodyStream = Box::pin(anthropic::stream::translate(body, t, |_| {}));
                 (chunks, UsageChunk::Forward)
             } else {

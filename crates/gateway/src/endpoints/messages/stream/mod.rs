@@ -18,7 +18,11 @@
 //! for) the usage comes in a chunk after the one with `finish_reason`.
 //!
 //! As in JSON answers, only fields the streaming post_call check passes to
-//! Aim are shown (it sees whole chunks), read by exact key.
+//! Aim are shown (it sees whole chunks), read by exact key. An Anthropic
+//! upstream read as chat (for a post_call check) also carries
+//! `thinking_blocks`: a thinking block's signature becomes its
+//! `signature_delta` (Anthropic refuses a later turn whose thinking block
+//! lost it), a redacted thinking block a `redacted_thinking` block.
 
 use std::borrow::Cow;
 
@@ -51,6 +55,8 @@ enum Open {
     None,
     Text,
     Thinking,
+    /// A `redacted_thinking` block, closed as soon as it is opened.
+    Redacted,
     /// A tool call: its index and id as the upstream gave them.
     Tool(Option<u64>, Option<String>),
 }
@@ -106,6 +112,9 @@ impl Translator {
             if let Some(Str(t)) = d.reasoning_content.filter(|t| !t.0.is_empty()) {
                 self.open_block(Open::Thinking, out);
                 self.delta(out, b"thinking_delta\",\"thinking\":", &t);
+            }
+            for block in d.thinking_blocks.unwrap_or_default() {
+                self.thinking_block(block, out);
             }
             if let Some(Str(t)) = d.content.filter(|t| !t.0.is_empty()) {
                 self.open_block(Open::Text, out);
@@ -203,6 +212,32 @@ impl Translator {
         };
         self.block_start(out, block);
         self.open = kind;
+    }
+
+    /// What only Anthropic's thinking blocks carry: the signature of the
+    /// open thinking block, or a redacted block of its own.
+    fn thinking_block(&mut self, block: ThinkingDelta, out: &mut Vec<u8>) {
+        match block.kind.as_ref().map(|k| &*k.0) {
+            Some("thinking") => {
+                if let Some(Str(sig)) = block.signature.filter(|s| !s.0.is_empty()) {
+                    self.open_block(Open::Thinking, out);
+                    self.delta(out, b"signature_delta\",\"signature\":", &sig);
+                }
+            }
+            Some("redacted_thinking") => {
+                if let Some(Str(data)) = block.data {
+                    self.close(out);
+                    let mut start = Vec::with_capacity(40 + data.len());
+                    start.extend_from_slice(b"{\"type\":\"redacted_thinking\",\"data\":");
+                    json_str(&mut start, &data);
+                    start.push(b'}');
+                    self.block_start(out, &start);
+                    self.open = Open::Redacted;
+                    self.close(out);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn tool_call(&mut self, call: ToolDelta, out: &mut Vec<u8>) -> Result<(), Error> {
@@ -312,6 +347,19 @@ struct Delta<'a> {
     refusal: Option<Str<'a>>,
     #[serde(borrow)]
     tool_calls: Option<Vec<ToolDelta<'a>>>,
+    /// Anthropic's thinking blocks (an Anthropic upstream read as chat).
+    #[serde(borrow)]
+    thinking_blocks: Option<Vec<ThinkingDelta<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ThinkingDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    signature: Option<Str<'a>>,
+    #[serde(borrow)]
+    data: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]

@@ -194,6 +194,47 @@ fn several_tool_calls_in_one_chunk_and_without_index() {
 }
 
 #[test]
+fn anthropic_thinking_blocks_keep_their_signature_and_redacted_data() {
+    let thinking = |text: &str, sig: Option<&str>| {
+        let mut b = json!({"type": "thinking", "thinking": text, "index": 0});
+        if let Some(s) = sig {
+            b["signature"] = json!(s);
+        }
+        chunk(
+            json!({"reasoning_content": text, "thinking_blocks": [b]}),
+            Value::Null,
+        )
+    };
+    let out = run(&[
+        thinking("hmm", None),
+        thinking("", Some("sig-1")),
+        chunk(
+            json!({"reasoning_content": "", "thinking_blocks": [{"type": "redacted_thinking", "data": "opaque", "index": 1}]}),
+            Value::Null,
+        ),
+        chunk(json!({"content": "answer"}), json!("stop")),
+    ]);
+    assert_eq!(
+        out,
+        [
+            START.to_owned(),
+            block_start(0, r#"{"type":"thinking","thinking":"","signature":""}"#),
+            delta(0, "thinking_delta", "thinking", "hmm"),
+            delta(0, "signature_delta", "signature", "sig-1"),
+            block_stop(0),
+            block_start(1, r#"{"type":"redacted_thinking","data":"opaque"}"#),
+            block_stop(1),
+            block_start(2, TEXT),
+            delta(2, "text_delta", "text", "answer"),
+            block_stop(2),
+            message_delta("end_turn", r#"{"input_tokens":0,"output_tokens":0}"#),
+            STOP.to_owned(),
+        ]
+        .concat()
+    );
+}
+
+#[test]
 fn reasoning_then_text_refusal_and_finish_without_content() {
     let out = run(&[
         chunk(json!({"reasoning_content":"think"}), Value::Null),

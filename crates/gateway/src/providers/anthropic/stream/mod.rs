@@ -74,6 +74,8 @@ pub struct Translator {
     done: bool,
     /// The start of every frame, serialised once.
     head: Vec<u8>,
+    /// Chunks carry the upstream message's id ([`Translator::keep_upstream_id`]).
+    keep_id: bool,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +137,8 @@ struct Part<'a> {
 struct StartMessage {
     #[serde(default)]
     usage: Option<Usage>,
+    #[serde(default)]
+    id: Option<String>,
 }
 
 #[derive(Serialize, Default)]
@@ -211,7 +215,16 @@ impl Translator {
             finish: None,
             done: false,
             head: Vec::new(),
+            keep_id: false,
         }
+    }
+
+    /// Chunks carry the id of the upstream's message (`msg_…`) rather than a
+    /// new `chatcmpl-` one: for `/v1/messages`, whose client gets that id
+    /// back whichever way the stream went.
+    pub fn keep_upstream_id(mut self) -> Translator {
+        self.keep_id = true;
+        self
     }
 
     /// The usage reported so far: OpenAI's prompt and completion tokens.
@@ -252,8 +265,17 @@ impl Translator {
         };
         match event.kind.as_deref() {
             Some("message_start") => {
-                if let Some(StartMessage { usage: Some(u) }) = &event.message {
-                    self.usage.merge(u);
+                if let Some(m) = &event.message {
+                    if let Some(u) = &m.usage {
+                        self.usage.merge(u);
+                    }
+                    // Before any frame is written, so every chunk has it.
+                    if self.keep_id
+                        && self.head.is_empty()
+                        && let Some(id) = m.id.as_ref().filter(|id| !id.is_empty())
+                    {
+                        self.id.clone_from(id);
+                    }
                 }
             }
             Some("content_block_start") => {
