@@ -1,0 +1,554 @@
+//! The guardrails on Anthropic's two ways in, over HTTP against the real
+//! gateway, the mock Aim and the mock upstreams (Anthropic's Messages API
+//! and OpenAI's chat), asserting on what crossed the wire: what Aim read,
+//! what each upstream received, the exact bytes the client got.
+//!
+//! - one test per cell of (chat → `anthropic/`, `/v1/messages` →
+//!   `anthropic/`, `/v1/messages` → `openai/`) x (pre_call, during_call,
+//!   post_call) x (JSON, stream), each with a block and a pass;
+//! - what a guardrail reads on `/v1/messages` (every text position, the
+//!   `system` prompt included), what it cannot read (refused), images;
+//! - anonymize: rewritten where the Messages body held a plain string,
+//!   refused elsewhere;
+//! - a property over generated Messages bodies: a secret in any text
+//!   position either reaches Aim or the request is refused; it never
+//!   reaches an upstream unread.
+
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use gateway::server::Running;
+use gateway_mock::aim::{AimMode, AimOptions, MockAim};
+use gateway_mock::anthropic::{AnthropicOptions, MockAnthropic};
+use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
+use serde_json::{Value, json};
+
+const EMAIL: &str = "ishaan@berri.ai";
+const DETECTION: &str = r#""ishaan@berri.ai" detected as email"#;
+/// Aim's block on chat (aim.md section 6).
+const CHAT_BLOCK: &str = r#"{"error":{"message":"\"ishaan@berri.ai\" detected as email","type":"invalid_request_error","param":null,"code":"400"}}"#;
+/// Aim's block on `/v1/messages`: Anthropic's shape, Aim's message.
+const MESSAGES_BLOCK: &str = r#"{"type":"error","error":{"type":"invalid_request_error","message":"\"ishaan@berri.ai\" detected as email"}}"#;
+/// A reply the mocks stream in two chunks of 15 characters: the first
+/// clean, the second the address alone (Aim's websocket checks chunk by
+/// chunk).
+const LEAKY_REPLY: &str = "Please contact ishaan@berri.ai";
+const SYSTEM: &str = "Be terse.";
+
+// ---- the rig ----
+
+/// Every mock, and a gateway with one Anthropic and one OpenAI model, and
+/// one guardrail per hook.
+struct Rig {
+    anthropic: MockAnthropic,
+    up: MockUpstream,
+    aim: MockAim,
+    gw: Running,
+}
+
+/// Guardrails every rig has: one per hook, a strict one, and an
+/// anonymizing pair (their mock Aim is the same; its mode decides).
+const GUARDRAILS: &[(&str, &str)] = &[
+    ("pre", "pre_call"),
+    ("during", "during_call"),
+    ("post", "post_call"),
+    ("strict", "pre_call\n      block_uninspectable: true"),
+];
+
+impl Rig {
+    async fn new() -> Rig {
+        Self::with(AnthropicOptions::default(), UpstreamOptions::default(), "").await
+    }
+
+    async fn with(a: AnthropicOptions, u: UpstreamOptions, extra: &str) -> Rig {
+        let anthropic = MockAnthropic::start(a).await;
+        let up = MockUpstream::start(u).await;
+        let aim = MockAim::start(AimOptions::default()).await;
+        let mut yaml = format!(
+            "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5-20250929\n      api_base: {}\n      api_key: sk-ant-upstream-secret\n{}guardrails:\n",
+            anthropic.url(),
+            model("gpt", &up.url()),
+        );
+        for (name, mode) in GUARDRAILS {
+            yaml.push_str(&format!(
+                "  - guardrail_name: {name}\n    litellm_params:\n      guardrail: aim\n      mode: {mode}\n      api_key: aim-mock-key\n      api_base: {}\n",
+                aim.url()
+            ));
+        }
+        yaml.push_str(extra);
+        let gw = gateway(&yaml).await;
+        Rig {
+            anthropic,
+            up,
+            aim,
+            gw,
+        }
+    }
+
+    /// What the upstream behind `route` received, in order.
+    fn upstream(&self, route: Route) -> Vec<gateway_mock::Recorded> {
+        match route {
+            Route::Chat | Route::MessagesClaude => self.anthropic.requests(),
+            Route::MessagesGpt => self.up.requests(),
+        }
+    }
+
+    /// The Aim calls' hooks and bodies.
+    fn aim_calls(&self) -> Vec<(String, Value)> {
+        self.aim
+            .requests()
+            .iter()
+            .map(|r| {
+                (
+                    r.header("x-aim-litellm-hook")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    r.json(),
+                )
+            })
+            .collect()
+    }
+
+    /// Both upstreams answer `reply` (`None`: an echo of the last user
+    /// text), streams in two chunks.
+    fn reply(&self, reply: Option<&str>) {
+        self.anthropic.set_options(AnthropicOptions {
+            reply: reply.map(str::to_owned),
+            chunks: 2,
+            ..Default::default()
+        });
+        self.up.set_options(UpstreamOptions {
+            reply: reply.map(str::to_owned),
+            chunks: 2,
+            ..Default::default()
+        });
+    }
+
+    fn reset(&self) {
+        self.anthropic.reset();
+        self.up.reset();
+        self.aim.reset();
+    }
+}
+
+/// A way in and the kind of deployment behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// `/v1/chat/completions` to `claude` (`anthropic/`).
+    Chat,
+    /// `/v1/messages` to `claude` (`anthropic/`).
+    MessagesClaude,
+    /// `/v1/messages` to `gpt` (`openai/`).
+    MessagesGpt,
+}
+
+impl Route {
+    fn path(self) -> &'static str {
+        match self {
+            Route::Chat => "/v1/chat/completions",
+            _ => "/v1/messages",
+        }
+    }
+
+    fn model(self) -> &'static str {
+        match self {
+            Route::MessagesGpt => "gpt",
+            _ => "claude",
+        }
+    }
+
+    fn block(self) -> &'static str {
+        match self {
+            Route::Chat => CHAT_BLOCK,
+            _ => MESSAGES_BLOCK,
+        }
+    }
+
+    /// A request with the system prompt and one user text, through
+    /// `guardrail`.
+    fn body(self, text: &str, guardrail: &str, stream: bool) -> Value {
+        match self {
+            Route::Chat => json!({
+                "model": self.model(),
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": text}
+                ],
+                "stream": stream,
+                "guardrails": [guardrail]
+            }),
+            _ => json!({
+                "model": self.model(),
+                "max_tokens": 100,
+                "system": SYSTEM,
+                "messages": [{"role": "user", "content": text}],
+                "stream": stream,
+                "guardrails": [guardrail]
+            }),
+        }
+    }
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+async fn post(gw: &Running, path: &str, body: &Value) -> Answer {
+    post_with(gw, path, body, &[]).await
+}
+
+async fn post_with(gw: &Running, path: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
+    let mut req = client().post(format!("{}{path}", gw.url())).json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = header(&resp, "content-type").unwrap_or_default().to_owned();
+    let body = resp.text().await.unwrap();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// `/v1/messages` with `body`.
+async fn messages(gw: &Running, body: &Value) -> Answer {
+    post(gw, "/v1/messages", body).await
+}
+
+/// The events of a Messages stream: (event type, data).
+fn events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|f| !f.is_empty())
+        .map(|frame| {
+            let mut kind = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(k) = line.strip_prefix("event: ") {
+                    kind = k.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = d.to_owned();
+                } else {
+                    panic!("not an SSE line: {line:?} in {body:?}");
+                }
+            }
+            (kind, data)
+        })
+        .collect()
+}
+
+/// The text a client reads from a stream of `route`, and the frames in
+/// order (a Messages event's data, or a chat chunk).
+fn streamed_text(route: Route, body: &str) -> String {
+    match route {
+        Route::Chat => sse_data(body)
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect(),
+        _ => events(body)
+            .iter()
+            .filter(|(k, _)| k == "content_block_delta")
+            .map(|(_, d)| serde_json::from_str::<Value>(d).unwrap())
+            .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+            .collect(),
+    }
+}
+
+/// The text of a JSON answer of `route`.
+fn answer_text(route: Route, body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    match route {
+        Route::Chat => v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned(),
+        _ => {
+            assert_eq!(v["type"], "message", "{body}");
+            v["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect()
+        }
+    }
+}
+
+/// The text of a chat chunk Aim verified (`{"verified_chunk": ...}`).
+fn verified_text(rig: &Rig) -> String {
+    rig.aim
+        .streams()
+        .iter()
+        .flat_map(|s| s.sent.clone())
+        .filter_map(|f| serde_json::from_str::<Value>(&f).ok())
+        .filter_map(|v| {
+            v["verified_chunk"]["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The system prompt and the user text an upstream of `route` received.
+fn upstream_saw(route: Route, rig: &Rig) -> (Value, Value) {
+    let got = rig.upstream(route);
+    assert_eq!(got.len(), 1, "one upstream call");
+    let sent = got[0].json();
+    match route {
+        Route::MessagesGpt => (
+            sent["messages"][0]["content"].clone(),
+            sent["messages"][1]["content"].clone(),
+        ),
+        // Chat's system message becomes blocks; a Messages body passes
+        // through as it was.
+        Route::Chat => (
+            sent["system"][0]["text"].clone(),
+            sent["messages"][0]["content"][0]["text"].clone(),
+        ),
+        Route::MessagesClaude => (
+            sent["system"].clone(),
+            sent["messages"][0]["content"].clone(),
+        ),
+    }
+}
+
+/// Aim's input check of the cell requests: the system prompt and the user
+/// text, both read.
+fn input_check(text: &str) -> Value {
+    json!({"messages": [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": text}
+    ]})
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Hook {
+    Pre,
+    During,
+    Post,
+}
+
+/// One cell: a block, then a pass, over `route` with the guardrail of
+/// `hook`, as JSON or a stream.
+async fn cell(route: Route, hook: Hook, stream: bool) {
+    let rig = Rig::new().await;
+    match hook {
+        Hook::Pre | Hook::During => input_cell(&rig, route, hook, stream).await,
+        Hook::Post if stream => output_stream_cell(&rig, route).await,
+        Hook::Post => output_json_cell(&rig, route).await,
+    }
+}
+
+async fn input_cell(rig: &Rig, route: Route, hook: Hook, stream: bool) {
+    let (name, aim_hook) = match hook {
+        Hook::Pre => ("pre", "pre_call"),
+        _ => ("during", "moderation"),
+    };
+    // Block: the ordinary JSON 400 of the route, stream or not.
+    let leaky = format!("hi my email is {EMAIL}");
+    let got = post(&rig.gw, route.path(), &route.body(&leaky, name, stream)).await;
+    assert_eq!((got.status, got.body.as_str()), (400, route.block()));
+    assert_eq!(got.content_type, "application/json");
+    assert_eq!(
+        rig.aim_calls(),
+        [(aim_hook.to_owned(), input_check(&leaky))],
+        "Aim read the system prompt and the user text"
+    );
+    if let Hook::Pre = hook {
+        assert!(
+            rig.upstream(route).is_empty(),
+            "pre_call blocks before the upstream"
+        );
+    }
+
+    // Pass: Aim read the request, the upstream got it, the client the echo.
+    rig.reset();
+    rig.reply(None);
+    let got = post(
+        &rig.gw,
+        route.path(),
+        &route.body("hello there", name, stream),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(
+        rig.aim_calls(),
+        [(aim_hook.to_owned(), input_check("hello there"))]
+    );
+    assert_eq!(
+        upstream_saw(route, rig),
+        (json!(SYSTEM), json!("hello there"))
+    );
+    let text = if stream {
+        assert_eq!(got.content_type, "text/event-stream");
+        assert_complete(route, &got.body);
+        streamed_text(route, &got.body)
+    } else {
+        answer_text(route, &got.body)
+    };
+    assert_eq!(text, "hello there");
+}
+
+/// A stream that ended as it should: `[DONE]` or `message_stop`, no error.
+fn assert_complete(route: Route, body: &str) {
+    match route {
+        Route::Chat => {
+            assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+            assert!(!body.contains("\"error\""), "{body}");
+        }
+        _ => {
+            let ev = events(body);
+            assert_eq!(
+                ev.first().map(|e| e.0.as_str()),
+                Some("message_start"),
+                "{body}"
+            );
+            assert_eq!(
+                ev.last().map(|e| e.0.as_str()),
+                Some("message_stop"),
+                "{body}"
+            );
+            assert!(ev.iter().all(|(k, _)| k != "error"), "{body}");
+        }
+    }
+}
+
+async fn output_json_cell(rig: &Rig, route: Route) {
+    // Block: the answer carries an address; the client gets the 400 only.
+    rig.reply(Some(LEAKY_REPLY));
+    let got = post(&rig.gw, route.path(), &route.body("who?", "post", false)).await;
+    assert_eq!((got.status, got.body.as_str()), (400, route.block()));
+    assert_eq!(rig.upstream(route).len(), 1);
+    let calls = rig.aim_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].0, "output");
+    assert_eq!(
+        calls[0].1,
+        json!({"messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": "who?"},
+            {"role": "assistant", "content": LEAKY_REPLY}
+        ]})
+    );
+
+    // Pass: the answer as the upstream gave it (restamped), after the check.
+    rig.reset();
+    rig.reply(Some("Nobody."));
+    let got = post(&rig.gw, route.path(), &route.body("who?", "post", false)).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(answer_text(route, &got.body), "Nobody.");
+    let calls = rig.aim_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].1["messages"][2],
+        json!({"role": "assistant", "content": "Nobody."})
+    );
+    if route == Route::MessagesClaude {
+        // Anthropic's answer, byte for byte but the model name.
+        let upstream = String::from_utf8(rig.upstream(route)[0].response_body.clone()).unwrap();
+        assert_eq!(
+            got.body,
+            upstream.replace(
+                r#""model":"claude-sonnet-4-5-20250929""#,
+                r#""model":"claude""#
+            )
+        );
+    }
+}
+
+async fn output_stream_cell(rig: &Rig, route: Route) {
+    // Block: the first chunk is verified and reaches the client, the second
+    // is blocked; the stream ends with the route's error frame, and nothing
+    // of the blocked chunk came before it.
+    rig.reply(Some(LEAKY_REPLY));
+    let got = post(&rig.gw, route.path(), &route.body("who?", "post", true)).await;
+    assert_eq!(got.status, 200, "the status went out before the block");
+    assert_eq!(got.content_type, "text/event-stream");
+    let tail = match route {
+        Route::Chat => format!("data: {CHAT_BLOCK}\n\n"),
+        _ => format!("event: error\ndata: {MESSAGES_BLOCK}\n\n"),
+    };
+    let Some(before) = got.body.strip_suffix(&tail) else {
+        panic!("the stream does not end with the block: {:?}", got.body);
+    };
+    assert!(
+        !before.contains(EMAIL) && !before.contains("berri"),
+        "{before}"
+    );
+    assert!(
+        !before.contains("[DONE]") && !before.contains("message_stop"),
+        "{before}"
+    );
+    assert!(!before.contains("error"), "one error frame: {}", got.body);
+    assert_eq!(streamed_text(route, before), "Please contact ");
+    assert_eq!(verified_text(rig), "Please contact ", "what Aim verified");
+    if route != Route::Chat {
+        let ev = events(&got.body);
+        assert_eq!(ev[0].0, "message_start", "{}", got.body);
+    }
+    let ws = rig.aim.streams();
+    assert_eq!(ws.len(), 1);
+    assert_eq!(ws[0].header("x-aim-litellm-hook"), Some("output"));
+
+    // Pass: every chunk verified, the whole text, a complete stream.
+    rig.reset();
+    rig.reply(Some("Nobody, sorry."));
+    let got = post(&rig.gw, route.path(), &route.body("who?", "post", true)).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_complete(route, &got.body);
+    assert_eq!(streamed_text(route, &got.body), "Nobody, sorry.");
+    assert_eq!(verified_text(rig), "Nobody, sorry.");
+    let ws = rig.aim.streams();
+    assert_eq!(ws.len(), 1);
+    let last = ws[0]
+        .frames
+        .last()
+        .map(|f| serde_json::from_str::<Value>(f).unwrap());
+    assert_eq!(
+        last,
+        Some(json!({"done": true})),
+        "the end of the stream went to Aim"
+    );
+}
+
+macro_rules! cells {
+    ($($name:ident: $route:ident, $hook:ident, $stream:expr;)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            cell(Route::$route, Hook::$hook, $stream).await;
+        }
+    )*};
+}
+
+cells! {
+    cell_chat_claude_pre_call_json: Chat, Pre, false;
+    cell_chat_claude_pre_call_stream: Chat, Pre, true;
+    cell_chat_claude_during_call_json: Chat, During, false;
+    cell_chat_claude_during_call_stream: Chat, During, true;
+    cell_chat_claude_post_call_json: Chat, Post, false;
+    cell_chat_claude_post_call_stream: Chat, Post, true;
+    cell_messages_claude_pre_call_json: MessagesClaude, Pre, false;
+    cell_messages_claude_pre_call_stream: MessagesClaude, Pre, true;
+    cell_messages_claude_during_call_json: MessagesClaude, During, false;
+    cell_messages_claude_during_call_stream: MessagesClaude, During, true;
+    cell_messages_claude_post_call_json: MessagesClaude, Post, false;
+    cell_messages_claude_post_call_stream: MessagesClaude, Post, true;
+    cell_messages_gpt_pre_call_json: MessagesGpt, Pre, false;
+    cell_messages_gpt_pre_call_stream: MessagesGpt, Pre, true;
+    cell_messages_gpt_during_call_json: MessagesGpt, During, false;
+    cell_messages_gpt_during_call_stream: MessagesGpt, During, true;
+    cell_messages_gpt_post_call_json: MessagesGpt, Post, false;
+    cell_messages_gpt_post_call_stream: MessagesGpt, Post, true;
+}
