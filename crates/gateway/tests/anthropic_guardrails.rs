@@ -552,3 +552,356 @@ cells! {
     cell_messages_gpt_post_call_json: MessagesGpt, Post, false;
     cell_messages_gpt_post_call_stream: MessagesGpt, Post, true;
 }
+
+// ---- what a guardrail reads on /v1/messages ----
+
+/// A tool the conversations below call, so that Anthropic takes them.
+fn tools() -> Value {
+    json!([{"name": "lookup", "description": "Look a name up", "input_schema": {"type": "object"}}])
+}
+
+/// A conversation where the assistant called `lookup` and the user sends
+/// back `result` (the content of a tool_result block) and `after` blocks.
+fn tool_turns(input: Value, result: Value, after: Value) -> Value {
+    let mut user =
+        vec![json!({"type": "tool_result", "tool_use_id": "toolu_1", "content": result})];
+    user.extend(after.as_array().cloned().unwrap_or_default());
+    json!([
+        {"role": "user", "content": "who is it?"},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Let me look."},
+            {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": input}
+        ]},
+        {"role": "user", "content": user}
+    ])
+}
+
+/// A Messages body with these top-level fields, to `model`, through `pre`.
+fn with_fields(model: &str, fields: Value) -> Value {
+    let mut body = json!({"model": model, "max_tokens": 100, "guardrails": ["pre"]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    if body.get("messages").is_none() {
+        body["messages"] = json!([{"role": "user", "content": "hi"}]);
+    }
+    body
+}
+
+/// `place(text)` puts `text` in one position of a Messages body (its
+/// top-level fields). With an address there the pre_call check blocks the
+/// request before either kind of deployment; with a clean word Aim reads
+/// the word and the request goes on (so the body is one the gateway and
+/// the upstream take, and the block is the address's doing).
+async fn reads(place: impl Fn(&str) -> Value) {
+    let rig = Rig::new().await;
+    rig.reply(Some("ok"));
+    for route in [Route::MessagesClaude, Route::MessagesGpt] {
+        rig.reset();
+        let body = with_fields(route.model(), place(&format!("write to {EMAIL} today")));
+        let got = messages(&rig.gw, &body).await;
+        assert_eq!(
+            (got.status, got.body.as_str()),
+            (400, MESSAGES_BLOCK),
+            "{route:?}: {body}"
+        );
+        assert!(
+            rig.upstream(route).is_empty(),
+            "{route:?}: nothing goes upstream"
+        );
+        let calls = rig.aim.requests();
+        assert_eq!(calls.len(), 1, "{route:?}");
+        assert!(
+            String::from_utf8_lossy(&calls[0].body).contains(EMAIL),
+            "{route:?}: Aim read the address: {}",
+            String::from_utf8_lossy(&calls[0].body)
+        );
+
+        rig.reset();
+        let body = with_fields(route.model(), place("write to zqclean today"));
+        let got = messages(&rig.gw, &body).await;
+        assert_eq!(got.status, 200, "{route:?}: {}: {body}", got.body);
+        let seen = String::from_utf8_lossy(&rig.aim.requests()[0].body).into_owned();
+        assert!(seen.contains("zqclean"), "{route:?}: {seen}");
+        let sent = &rig.upstream(route)[0];
+        assert!(
+            String::from_utf8_lossy(&sent.body).contains("zqclean"),
+            "{route:?}: the upstream got it: {}",
+            String::from_utf8_lossy(&sent.body)
+        );
+        let sent = sent.json();
+        let guardrails = sent.get("guardrails");
+        assert!(
+            guardrails.is_none(),
+            "{route:?}: the gateway's own field stays home"
+        );
+    }
+}
+
+macro_rules! reads {
+    ($($name:ident: |$t:ident| $fields:expr;)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            reads(|$t: &str| $fields).await;
+        }
+    )*};
+}
+
+reads! {
+    reads_the_system_string: |t| json!({"system": t});
+    reads_the_system_blocks: |t| json!({"system": [
+        {"type": "text", "text": "Be terse."},
+        {"type": "text", "text": t, "cache_control": {"type": "ephemeral"}}
+    ]});
+    reads_a_string_content: |t| json!({"messages": [{"role": "user", "content": t}]});
+    reads_a_text_block: |t| json!({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "first"},
+        {"type": "text", "text": t}
+    ]}]});
+    reads_an_assistant_text_block: |t| json!({"messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "text", "text": t}]},
+        {"role": "user", "content": "go on"}
+    ]});
+    reads_an_assistant_prefill: |t| json!({"messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": t}
+    ]});
+    reads_a_tool_use_input_value: |t| json!({"tools": tools(), "messages":
+        tool_turns(json!({"query": {"names": [t]}}), json!("found"), json!([]))});
+    reads_a_tool_use_input_key: |t| json!({"tools": tools(), "messages":
+        tool_turns(json!({t: 1}), json!("found"), json!([]))});
+    reads_a_tool_result_string: |t| json!({"tools": tools(), "messages":
+        tool_turns(json!({}), json!(t), json!([]))});
+    reads_tool_result_blocks: |t| json!({"tools": tools(), "messages":
+        tool_turns(json!({}), json!([{"type": "text", "text": "found"}, {"type": "text", "text": t}]), json!([]))});
+    reads_a_text_block_after_a_tool_result: |t| json!({"tools": tools(), "messages":
+        tool_turns(json!({}), json!("found"), json!([{"type": "text", "text": t}]))});
+    reads_a_text_document: |t| json!({"messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": t}},
+        {"type": "text", "text": "summarise"}
+    ]}]});
+    reads_a_document_title_and_context: |t| json!({"messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "body"}, "title": t, "context": t},
+        {"type": "text", "text": "summarise"}
+    ]}]});
+    reads_a_content_document: |t| json!({"messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": t}]}},
+        {"type": "text", "text": "summarise"}
+    ]}]});
+    reads_a_document_in_a_tool_result: |t| json!({"tools": tools(), "messages": tool_turns(json!({}), json!([
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": t}}
+    ]), json!([]))});
+    reads_thinking: |t| json!({"messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": t, "signature": "sig"},
+            {"type": "text", "text": "Hello."}
+        ]},
+        {"role": "user", "content": "go on"}
+    ]});
+}
+
+async fn post_raw(gw: &Running, path: &str, body: String) -> Answer {
+    let resp = client()
+        .post(format!("{}{path}", gw.url()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type = header(&resp, "content-type").unwrap_or_default().to_owned();
+    let body = resp.text().await.unwrap();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// Text written with `\u` escapes is read as the model reads it: decoded.
+#[tokio::test]
+async fn reads_escaped_text_decoded() {
+    let rig = Rig::new().await;
+    let escaped: String = EMAIL
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let places = [
+        format!(r#""system":"mail {escaped}","messages":[{{"role":"user","content":"hi"}}]"#),
+        format!(
+            r#""messages":[{{"role":"user","content":[{{"type":"text","text":"mail {escaped}"}}]}}]"#
+        ),
+        format!(
+            r#""tools":[{{"name":"lookup","input_schema":{{"type":"object"}}}}],"messages":[{{"role":"user","content":"hi"}},{{"role":"assistant","content":[{{"type":"tool_use","id":"toolu_1","name":"lookup","input":{{"{escaped}":"x"}}}}]}},{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_1","content":"ok"}}]}}]"#
+        ),
+    ];
+    for route in [Route::MessagesClaude, Route::MessagesGpt] {
+        for place in &places {
+            rig.reset();
+            let body = format!(
+                r#"{{"model":"{}","max_tokens":10,"guardrails":["pre"],{place}}}"#,
+                route.model()
+            );
+            let got = post_raw(&rig.gw, "/v1/messages", body.clone()).await;
+            assert_eq!(
+                (got.status, got.body.as_str()),
+                (400, MESSAGES_BLOCK),
+                "{body}"
+            );
+            assert!(rig.upstream(route).is_empty());
+            let aim = rig.aim.requests()[0].json();
+            assert!(aim.to_string().contains(EMAIL), "{aim}");
+        }
+    }
+}
+
+// ---- what no guardrail can read ----
+
+/// A block no guardrail reads is refused with Anthropic's 400 whenever a
+/// guardrail is selected, before Aim and before any upstream; without a
+/// guardrail it goes on (the refusal is the guardrail's, not the parser's).
+async fn refused(fields: Value, path: &str) {
+    let rig = Rig::new().await;
+    for route in [Route::MessagesClaude, Route::MessagesGpt] {
+        for guardrail in ["pre", "during", "post"] {
+            rig.reset();
+            let mut body = with_fields(route.model(), fields.clone());
+            body["guardrails"] = json!([guardrail]);
+            let got = messages(&rig.gw, &body).await;
+            assert_eq!(got.status, 400, "{route:?} {guardrail}: {}", got.body);
+            let v: Value = serde_json::from_str(&got.body).unwrap();
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["error"]["type"], "invalid_request_error");
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with(path), "{message}");
+            assert!(message.contains("no guardrail can read it"), "{message}");
+            assert!(rig.upstream(route).is_empty(), "{route:?} {guardrail}");
+            assert!(rig.aim.requests().is_empty() && rig.aim.streams().is_empty());
+        }
+    }
+    rig.reset();
+    let mut body = with_fields("claude", fields);
+    body.as_object_mut().unwrap().remove("guardrails");
+    messages(&rig.gw, &body).await;
+    assert_eq!(rig.anthropic.requests().len(), 1, "unguarded, it goes on");
+}
+
+#[tokio::test]
+async fn refuses_a_search_result() {
+    refused(
+        json!({"messages": [{"role": "user", "content": [
+            {"type": "search_result", "source": "https://example.com", "title": "t",
+             "content": [{"type": "text", "text": "secret"}]},
+            {"type": "text", "text": "what does it say?"}
+        ]}]}),
+        "messages.0.content.0: a block of type 'search_result'",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refuses_a_search_result_in_a_tool_result() {
+    refused(
+        json!({"tools": tools(), "messages": tool_turns(json!({}), json!([
+            {"type": "search_result", "source": "s", "title": "t", "content": [{"type": "text", "text": "secret"}]}
+        ]), json!([]))}),
+        "messages.2.content.0.content.0: a block of type 'search_result'",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refuses_an_unknown_block() {
+    refused(
+        json!({"messages": [{"role": "user", "content": [
+            {"type": "brand_new_block", "payload": "secret"},
+            {"type": "text", "text": "see above"}
+        ]}]}),
+        "messages.0.content.0: a block of type 'brand_new_block'",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refuses_a_server_tool_result() {
+    refused(
+        json!({"messages": [
+            {"role": "user", "content": "search"},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
+                 "content": [{"type": "web_search_result", "url": "https://e.com", "title": "t", "encrypted_content": "x"}]}
+            ]},
+            {"role": "user", "content": "and?"}
+        ]}),
+        "messages.1.content.0: a block of type 'server_tool_use'",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refuses_a_text_block_with_citations() {
+    refused(
+        json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "says so", "citations": [
+                {"type": "char_location", "cited_text": "secret", "document_index": 0, "start_char_index": 0, "end_char_index": 6}
+            ]}]},
+            {"role": "user", "content": "sure?"}
+        ]}),
+        "messages.1.content.0: a text block with citations",
+    )
+    .await;
+}
+
+/// An image carries no text: it passes with a guardrail, unless the
+/// guardrail sets `block_uninspectable`, which refuses it before anything
+/// is sent. The same for a PDF document, in a tool result too.
+#[tokio::test]
+async fn images_pass_unless_block_uninspectable() {
+    let image = json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}});
+    let pdf = json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}});
+    let cases = [
+        (
+            json!({"messages": [{"role": "user", "content": [image.clone(), {"type": "text", "text": "what is it?"}]}]}),
+            "messages.0.content.0 is a block of type 'image'",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "read"}, pdf]}]}),
+            "messages.0.content.1 is a block of type 'document'",
+        ),
+        (
+            json!({"tools": tools(), "messages": tool_turns(json!({}), json!([image]), json!([]))}),
+            "messages.2.content.0.content.0 is a block of type 'image'",
+        ),
+    ];
+    let rig = Rig::new().await;
+    rig.reply(Some("a picture"));
+    for (fields, refusal) in cases {
+        for route in [Route::MessagesClaude, Route::MessagesGpt] {
+            rig.reset();
+            let body = with_fields(route.model(), fields.clone());
+            let got = messages(&rig.gw, &body).await;
+            assert_eq!(got.status, 200, "{route:?}: {}", got.body);
+            assert_eq!(rig.upstream(route).len(), 1);
+            assert_eq!(rig.aim.requests().len(), 1, "the text was read");
+
+            rig.reset();
+            let mut body = body;
+            body["guardrails"] = json!(["strict"]);
+            let got = messages(&rig.gw, &body).await;
+            assert_eq!(got.status, 400, "{route:?}: {}", got.body);
+            let v: Value = serde_json::from_str(&got.body).unwrap();
+            assert_eq!(v["error"]["type"], "invalid_request_error");
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with(refusal) && message.contains("'strict'"),
+                "{message}"
+            );
+            assert!(rig.upstream(route).is_empty());
+            assert!(rig.aim.requests().is_empty());
+        }
+    }
+}
