@@ -905,3 +905,212 @@ async fn images_pass_unless_block_uninspectable() {
         }
     }
 }
+
+// ---- anonymize ----
+
+fn anonymize(rig: &Rig) {
+    rig.aim.set_options(AimOptions {
+        mode: AimMode::Anonymize,
+        ..Default::default()
+    });
+}
+
+/// The body a client sent, as an Anthropic deployment should receive it:
+/// the upstream model, without the gateway's own field.
+fn as_forwarded(mut body: Value) -> Value {
+    body["model"] = json!("claude-sonnet-4-5-20250929");
+    body.as_object_mut().unwrap().remove("guardrails");
+    body
+}
+
+/// An anonymize of the system string and of string contents rewrites
+/// exactly those in what the Anthropic deployment receives; every other
+/// byte is the client's.
+#[tokio::test]
+async fn anonymize_rewrites_the_system_string_and_string_contents() {
+    let rig = Rig::new().await;
+    anonymize(&rig);
+    rig.reply(Some("done"));
+    let body = json!({
+        "model": "claude",
+        "max_tokens": 100,
+        "guardrails": ["pre"],
+        "system": format!("Reply to {EMAIL} only."),
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "cc a.b@example.com please"}
+        ],
+        "temperature": 0.5
+    });
+    let got = messages(&rig.gw, &body).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(answer_text(Route::MessagesClaude, &got.body), "done");
+    let sent = rig.anthropic.requests();
+    assert_eq!(sent.len(), 1);
+    let mut expected = as_forwarded(body);
+    expected["system"] = json!("Reply to [EMAIL_1] only.");
+    expected["messages"][2]["content"] = json!("cc [EMAIL_2] please");
+    assert_eq!(sent[0].json(), expected);
+    let raw = String::from_utf8_lossy(&sent[0].body);
+    assert!(
+        !raw.contains(EMAIL) && !raw.contains("example.com"),
+        "{raw}"
+    );
+
+    // One of them alone: the other is left as it was.
+    for place in ["system", "content"] {
+        rig.reset();
+        let (system, content) = if place == "system" {
+            (format!("to {EMAIL}"), "plain".to_owned())
+        } else {
+            ("plain".to_owned(), format!("to {EMAIL}"))
+        };
+        let body = json!({"model": "claude", "max_tokens": 10, "guardrails": ["pre"],
+            "system": system, "messages": [{"role": "user", "content": content}]});
+        let got = messages(&rig.gw, &body).await;
+        assert_eq!(got.status, 200, "{place}: {}", got.body);
+        let sent = rig.anthropic.requests()[0].json();
+        let mut expected = as_forwarded(body);
+        if place == "system" {
+            expected["system"] = json!("to [EMAIL_1]");
+        } else {
+            expected["messages"][0]["content"] = json!("to [EMAIL_1]");
+        }
+        assert_eq!(sent, expected, "{place}");
+    }
+}
+
+/// Text inside blocks cannot be rewritten in place: an anonymize verdict
+/// on it refuses the request, and nothing goes upstream unredacted.
+#[tokio::test]
+async fn anonymize_of_text_in_blocks_is_refused() {
+    let rig = Rig::new().await;
+    anonymize(&rig);
+    let leaky = format!("to {EMAIL}");
+    let cases = [
+        json!({"system": [{"type": "text", "text": leaky}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "text", "text": leaky}]}]}),
+        json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "first"}, {"type": "text", "text": leaky}
+        ]}]}),
+        json!({"tools": tools(), "messages": tool_turns(json!({}), json!(leaky), json!([]))}),
+        json!({"tools": tools(), "messages": tool_turns(json!({"to": leaky}), json!("ok"), json!([]))}),
+        json!({"messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": leaky}},
+            {"type": "text", "text": "summarise"}
+        ]}]}),
+        // Text blocks of an assistant turn become one chat string, which an
+        // anonymize can rewrite, but not back into the blocks.
+        json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": leaky}]},
+            {"role": "user", "content": "and?"}
+        ]}),
+        // A tool result alone is a chat tool message with a string content.
+        json!({"tools": tools(), "messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": leaky}
+        ]}]}),
+        // The address in the system string, blocks elsewhere: the verdict
+        // covers the whole conversation.
+        json!({"system": leaky, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+    ];
+    for fields in cases {
+        for route in [Route::MessagesClaude, Route::MessagesGpt] {
+            rig.reset();
+            let body = with_fields(route.model(), fields.clone());
+            let got = messages(&rig.gw, &body).await;
+            let sent: Vec<String> = rig
+                .upstream(route)
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                .collect();
+            assert!(
+                sent.iter().all(|s| !s.contains(EMAIL)),
+                "{route:?}: forwarded unredacted: {sent:?}"
+            );
+            if route == Route::MessagesClaude {
+                assert_eq!(got.status, 400, "{route:?} {fields}: {}", got.body);
+            }
+            if got.status == 400 {
+                let v: Value = serde_json::from_str(&got.body).unwrap();
+                assert_eq!(v["type"], "error", "{}", got.body);
+                assert_eq!(v["error"]["type"], "invalid_request_error");
+                assert!(!got.body.contains(EMAIL), "{}", got.body);
+                assert!(sent.is_empty(), "{route:?}: refused, yet sent {sent:?}");
+            } else {
+                // An OpenAI deployment gets the rewritten chat itself.
+                assert_eq!(got.status, 200, "{route:?} {fields}: {}", got.body);
+                assert_eq!(sent.len(), 1);
+                assert!(sent[0].contains("[EMAIL_1]"), "{sent:?}");
+            }
+        }
+    }
+}
+
+/// Over chat to an Anthropic deployment, the rewritten chat is what is
+/// translated: the Anthropic body carries the redacted text.
+#[tokio::test]
+async fn anonymize_over_chat_reaches_anthropic_redacted() {
+    let rig = Rig::new().await;
+    anonymize(&rig);
+    rig.reply(Some("done"));
+    let body = json!({
+        "model": "claude",
+        "guardrails": ["pre"],
+        "messages": [
+            {"role": "system", "content": format!("Reply to {EMAIL}.")},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "cc a.b@example.com"}
+        ]
+    });
+    let got = post(&rig.gw, "/v1/chat/completions", &body).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let sent = rig.anthropic.requests()[0].json();
+    assert_eq!(
+        sent["system"],
+        json!([{"type": "text", "text": "Reply to [EMAIL_1]."}])
+    );
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "hello"}]},
+            {"role": "user", "content": [{"type": "text", "text": "cc [EMAIL_2]"}]}
+        ])
+    );
+    let raw = String::from_utf8_lossy(&rig.anthropic.requests()[0].body).into_owned();
+    assert!(
+        !raw.contains(EMAIL) && !raw.contains("example.com"),
+        "{raw}"
+    );
+}
+
+/// An anonymizing post_call check on `/v1/messages` returns the redacted
+/// answer, JSON or stream; the address never reaches the client.
+#[tokio::test]
+async fn anonymize_rewrites_answers_on_messages() {
+    let rig = Rig::new().await;
+    anonymize(&rig);
+    for route in [Route::MessagesClaude, Route::MessagesGpt] {
+        for stream in [false, true] {
+            rig.reset();
+            rig.reply(Some(LEAKY_REPLY));
+            let got = post(&rig.gw, route.path(), &route.body("who?", "post", stream)).await;
+            assert_eq!(got.status, 200, "{route:?} {stream}: {}", got.body);
+            assert!(
+                !got.body.contains(EMAIL),
+                "{route:?} {stream}: {}",
+                got.body
+            );
+            let text = if stream {
+                assert_complete(route, &got.body);
+                streamed_text(route, &got.body)
+            } else {
+                answer_text(route, &got.body)
+            };
+            assert_eq!(text, "Please contact [EMAIL_1]", "{route:?} {stream}");
+        }
+    }
+}
