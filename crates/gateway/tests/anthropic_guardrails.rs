@@ -1114,3 +1114,97 @@ async fn anonymize_rewrites_answers_on_messages() {
         }
     }
 }
+
+// ---- what Aim is told about the caller ----
+
+/// Aim hears the same about a caller on `/v1/messages` as on chat: the
+/// client's `x-aim-user-email`, the key's alias (never the key), the call
+/// id, on every call (input, output, the stream's websocket). A Claude
+/// client's `x-api-key` authenticates it and goes no further.
+#[tokio::test]
+async fn aim_hears_the_caller_on_messages_as_on_chat() {
+    let keys = "general_settings:\n  master_key: sk-master\nvirtual_keys:\n  - key: sk-alice-secret\n    key_alias: alice-app\n";
+    let rig = Rig::with(
+        AnthropicOptions::default(),
+        UpstreamOptions::default(),
+        keys,
+    )
+    .await;
+    for route in [Route::Chat, Route::MessagesClaude, Route::MessagesGpt] {
+        for stream in [false, true] {
+            rig.reset();
+            let mut body = route.body("hello", "pre", stream);
+            body["guardrails"] = json!(["pre", "post"]);
+            let auth = match route {
+                Route::Chat => ("authorization", "Bearer sk-alice-secret"),
+                _ => ("x-api-key", "sk-alice-secret"),
+            };
+            let resp = client()
+                .post(format!("{}{}", rig.gw.url(), route.path()))
+                .header(auth.0, auth.1)
+                .header("x-aim-user-email", "u@example.com")
+                .header("x-litellm-call-id", "call-xyz")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{route:?} {stream}");
+            assert_eq!(header(&resp, "x-litellm-call-id"), Some("call-xyz"));
+            assert_eq!(
+                header(&resp, "x-litellm-applied-guardrails"),
+                Some("pre,post"),
+                "{route:?} {stream}"
+            );
+            let text = resp.text().await.unwrap();
+            let calls = rig.aim.requests();
+            let ws = rig.aim.streams();
+            let mut heard: Vec<(&str, &[(String, String)])> = calls
+                .iter()
+                .map(|c| {
+                    (
+                        c.header("x-aim-litellm-hook").unwrap(),
+                        c.headers.as_slice(),
+                    )
+                })
+                .collect();
+            heard.extend(
+                ws.iter()
+                    .map(|s| ("output (websocket)", s.headers.as_slice())),
+            );
+            let hooks: Vec<&str> = heard.iter().map(|(h, _)| *h).collect();
+            let expected = if stream {
+                ["pre_call", "output (websocket)"]
+            } else {
+                ["pre_call", "output"]
+            };
+            assert_eq!(hooks, expected, "{route:?} {stream}: {text}");
+            for (hook, headers) in heard {
+                let get = |name: &str| {
+                    headers
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_str())
+                };
+                let what = format!("{route:?} {stream} {hook}");
+                assert_eq!(get("x-aim-user-email"), Some("u@example.com"), "{what}");
+                assert_eq!(get("x-aim-gateway-key-alias"), Some("alice-app"), "{what}");
+                assert_eq!(get("x-aim-call-id"), Some("call-xyz"), "{what}");
+                assert_eq!(get("authorization"), Some("Bearer aim-mock-key"), "{what}");
+                assert_eq!(get("x-aim-litellm-version"), Some("1.108.7"), "{what}");
+                for (k, v) in headers {
+                    assert!(!v.contains("sk-alice"), "{what}: {k} leaks the key");
+                }
+            }
+            for c in &calls {
+                assert!(!String::from_utf8_lossy(&c.body).contains("sk-alice"));
+            }
+            let sent = &rig.upstream(route)[0];
+            for (k, v) in &sent.headers {
+                assert!(!v.contains("sk-alice"), "{route:?}: {k} sent upstream");
+            }
+            if route != Route::MessagesGpt {
+                assert_eq!(sent.header("x-api-key"), Some("sk-ant-upstream-secret"));
+            }
+        }
+    }
+}
