@@ -1208,3 +1208,833 @@ async fn aim_hears_the_caller_on_messages_as_on_chat() {
         }
     }
 }
+
+// ---- what post_call reads in an Anthropic answer ----
+
+/// An Anthropic answer (JSON) with `content` blocks, as the mock sends it.
+fn anthropic_message(content: Value) -> String {
+    json!({
+        "id": "msg_1", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929", "content": content,
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 5, "output_tokens": 7}
+    })
+    .to_string()
+}
+
+/// The answer's text, its tool_use input and its thinking are all checked
+/// by post_call, over chat and over `/v1/messages`: an address in any of
+/// them blocks the answer.
+#[tokio::test]
+async fn post_call_reads_text_tool_input_and_thinking_of_an_answer() {
+    let leaky = format!("write to {EMAIL}");
+    let answers = [
+        json!([{"type": "text", "text": "Sure."}, {"type": "text", "text": leaky}]),
+        json!([{"type": "text", "text": "Calling."},
+               {"type": "tool_use", "id": "toolu_1", "name": "send", "input": {"to": [leaky]}}]),
+        json!([{"type": "thinking", "thinking": leaky, "signature": "s"},
+               {"type": "text", "text": "Done."}]),
+    ];
+    let rig = Rig::new().await;
+    for content in answers {
+        for route in [Route::Chat, Route::MessagesClaude] {
+            rig.reset();
+            rig.anthropic.set_options(AnthropicOptions {
+                message: Some(anthropic_message(content.clone())),
+                ..Default::default()
+            });
+            let got = post(&rig.gw, route.path(), &route.body("go", "post", false)).await;
+            assert_eq!(
+                (got.status, got.body.as_str()),
+                (400, route.block()),
+                "{route:?}: {content}"
+            );
+            let calls = rig.aim.requests();
+            assert_eq!(calls.len(), 1);
+            assert!(String::from_utf8_lossy(&calls[0].body).contains(EMAIL));
+        }
+    }
+}
+
+/// `content` as an Anthropic deployment's JSON answer, through a post_call
+/// guardrail over `route`: what the client got.
+async fn checked_answer(rig: &Rig, route: Route, content: &Value) -> Answer {
+    rig.reset();
+    rig.anthropic.set_options(AnthropicOptions {
+        message: Some(anthropic_message(content.clone())),
+        ..Default::default()
+    });
+    post(&rig.gw, route.path(), &route.body("go", "post", false)).await
+}
+
+/// An answer block the check cannot read (a server tool's result, a block
+/// newer than the gateway, cited text) must not reach the client
+/// unchecked. Over chat the translation leaves such blocks out; over
+/// `/v1/messages` the answer goes back as Anthropic sent it.
+#[tokio::test]
+#[ignore = "bug: post_call on /v1/messages to an Anthropic deployment returns answer blocks the check never read (route.rs sends the restamped original when the chat view passed)"]
+async fn post_call_never_returns_unread_answer_blocks() {
+    let answers = [
+        json!([{"type": "text", "text": "Here is what I found."},
+               {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                   {"type": "web_search_result", "url": "https://e.com", "title": format!("mail {EMAIL}"),
+                    "encrypted_content": "x", "page_age": null}]}]),
+        json!([{"type": "text", "text": "Ok."},
+               {"type": "brand_new_block", "text": format!("mail {EMAIL}")}]),
+        json!([{"type": "text", "text": "It says so.", "citations": [
+                   {"type": "web_search_result_location", "url": "https://e.com", "title": "t",
+                    "encrypted_index": "x", "cited_text": format!("mail {EMAIL}")}]}]),
+    ];
+    let rig = Rig::new().await;
+    for content in answers {
+        for route in [Route::Chat, Route::MessagesClaude] {
+            let got = checked_answer(&rig, route, &content).await;
+            if route == Route::Chat && content[0].get("citations").is_some() {
+                // Over chat, citations are their own (ignored) test.
+                continue;
+            }
+            assert!(
+                !got.body.contains(EMAIL),
+                "{route:?} {content}: unchecked text reached the client ({}): {}",
+                got.status,
+                got.body
+            );
+        }
+    }
+}
+
+/// Over chat, an Anthropic answer's citations go to the client in
+/// `provider_specific_fields.citations` (as LiteLLM sends them), and their
+/// `cited_text` is text the post_call check never read.
+#[tokio::test]
+#[ignore = "bug: post_call over chat to anthropic/ returns citations' cited_text unchecked (provider_specific_fields is not in the output check)"]
+async fn post_call_over_chat_never_returns_unread_citations() {
+    let rig = Rig::new().await;
+    let content = json!([{"type": "text", "text": "It says so.", "citations": [
+        {"type": "web_search_result_location", "url": "https://e.com", "title": "t",
+         "encrypted_index": "x", "cited_text": format!("mail {EMAIL}")}]}]);
+    let got = checked_answer(&rig, Route::Chat, &content).await;
+    assert!(
+        !got.body.contains(EMAIL),
+        "unchecked text reached the client ({}): {}",
+        got.status,
+        got.body
+    );
+}
+
+/// Guardrails named in `metadata.guardrails` run on `/v1/messages`, and
+/// the gateway's field never reaches Anthropic (metadata keeps `user_id`).
+#[tokio::test]
+async fn guardrails_named_in_metadata_run() {
+    let rig = Rig::new().await;
+    let mut body = Route::MessagesClaude.body(&format!("to {EMAIL}"), "pre", false);
+    body.as_object_mut().unwrap().remove("guardrails");
+    body["metadata"] = json!({"guardrails": ["pre"], "user_id": "u-1"});
+    let got = messages(&rig.gw, &body).await;
+    assert_eq!((got.status, got.body.as_str()), (400, MESSAGES_BLOCK));
+    assert!(rig.anthropic.requests().is_empty());
+
+    rig.reset();
+    body["messages"][0]["content"] = json!("hello");
+    let got = messages(&rig.gw, &body).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(rig.aim.requests().len(), 1);
+    let sent = rig.anthropic.requests()[0].json();
+    assert_eq!(sent["metadata"], json!({"user_id": "u-1"}));
+    assert!(sent.get("guardrails").is_none());
+}
+
+// ---- the property: a secret anywhere is read, or the request refused ----
+
+mod property {
+    //! For generated Messages bodies with a fresh marker word planted in
+    //! every position a model reads (the system prompt as a string or
+    //! blocks, text blocks, string contents, tool_use input keys and
+    //! values, tool results as a string or blocks, documents as text or
+    //! content with their title and context, thinking), sometimes written
+    //! with `\u` escapes, among images, PDFs, redacted thinking and blocks
+    //! no guardrail reads (cited text, search results, server tools,
+    //! unknown types), and with a repeated or miscased key now and then:
+    //! every marker an upstream received was in what Aim received, and a
+    //! request carrying an unreadable block never reaches an upstream.
+    //!
+    //! The oracle is not the gateway's: markers are found in the raw bytes
+    //! each side received, every JSON string literal decoded by this file.
+    //! `PROPTEST_CASES` sets the number of cases (default 256).
+
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+
+    #[derive(Clone, Debug)]
+    struct Txt {
+        before: String,
+        after: String,
+        escape: bool,
+    }
+
+    #[derive(Clone, Debug)]
+    enum Inner {
+        Text(Txt),
+        Image,
+        Doc(Txt),
+        SearchResult(Txt),
+    }
+
+    #[derive(Clone, Debug)]
+    enum UserBlock {
+        Text(Txt),
+        Image,
+        Pdf,
+        Doc {
+            data: Txt,
+            title: Option<Txt>,
+            context: Option<Txt>,
+        },
+        DocContent(Vec<Txt>),
+        DocContentString(Txt),
+        ResultString(Txt),
+        ResultBlocks(Vec<Inner>),
+        ResultNone,
+        /// Not readable by any guardrail: the request must be refused.
+        Cited(Txt),
+        SearchResult(Txt),
+        Unknown(Txt),
+        /// `"text"` twice in one block.
+        Repeated(Txt),
+    }
+
+    #[derive(Clone, Debug)]
+    enum AssistantBlock {
+        Text(Txt),
+        Thinking(Txt),
+        Redacted,
+        /// Markers as keys and values, nested.
+        ToolUse(Vec<(Txt, Txt)>),
+        /// Not readable: refused.
+        ServerToolUse(Txt),
+    }
+
+    #[derive(Clone, Debug)]
+    enum Msg {
+        UserString(Txt),
+        User(Vec<UserBlock>),
+        AssistantString(Txt),
+        Assistant(Vec<AssistantBlock>),
+    }
+
+    #[derive(Clone, Debug)]
+    enum Sys {
+        None,
+        Text(Txt),
+        Blocks(Vec<Txt>),
+        /// `"system"` twice.
+        Repeated(Txt),
+        /// `"System"`: another spelling of a known key.
+        Miscased(Txt),
+    }
+
+    #[derive(Clone, Debug)]
+    struct Case {
+        system: Sys,
+        /// Turns after the first user turn: (assistant, user).
+        first: Msg,
+        turns: Vec<(Msg, Msg)>,
+        /// Claude or GPT.
+        claude: bool,
+        /// Which guardrail selection (see [`Harness`]).
+        selection: usize,
+        stream: bool,
+    }
+
+    fn txt() -> impl Strategy<Value = Txt> {
+        let piece = prop_oneof![
+            Just("a b"),
+            Just("\\n"),
+            Just("\\\""),
+            Just("\\\\"),
+            Just("\\/"),
+            Just("\\u00e9"),
+            Just("\\ud83d\\ude00"),
+            Just("é"),
+            Just("{\\\"k\\\":1}"),
+        ];
+        let text = prop::collection::vec(piece, 0..3).prop_map(|v| v.concat());
+        (text.clone(), text, prop::bool::weighted(0.3)).prop_map(|(before, after, escape)| Txt {
+            before,
+            after,
+            escape,
+        })
+    }
+
+    fn inner() -> impl Strategy<Value = Inner> {
+        prop_oneof![
+            4 => txt().prop_map(Inner::Text),
+            1 => Just(Inner::Image),
+            2 => txt().prop_map(Inner::Doc),
+            1 => txt().prop_map(Inner::SearchResult),
+        ]
+    }
+
+    fn user_block() -> impl Strategy<Value = UserBlock> {
+        prop_oneof![
+            6 => txt().prop_map(UserBlock::Text),
+            1 => Just(UserBlock::Image),
+            1 => Just(UserBlock::Pdf),
+            2 => (txt(), prop::option::of(txt()), prop::option::of(txt()))
+                .prop_map(|(data, title, context)| UserBlock::Doc { data, title, context }),
+            1 => prop::collection::vec(txt(), 1..3).prop_map(UserBlock::DocContent),
+            1 => txt().prop_map(UserBlock::DocContentString),
+            3 => txt().prop_map(UserBlock::ResultString),
+            3 => prop::collection::vec(inner(), 1..4).prop_map(UserBlock::ResultBlocks),
+            1 => Just(UserBlock::ResultNone),
+            1 => txt().prop_map(UserBlock::Cited),
+            1 => txt().prop_map(UserBlock::SearchResult),
+            1 => txt().prop_map(UserBlock::Unknown),
+            1 => txt().prop_map(UserBlock::Repeated),
+        ]
+    }
+
+    fn assistant_block() -> impl Strategy<Value = AssistantBlock> {
+        prop_oneof![
+            4 => txt().prop_map(AssistantBlock::Text),
+            2 => txt().prop_map(AssistantBlock::Thinking),
+            1 => Just(AssistantBlock::Redacted),
+            4 => prop::collection::vec((txt(), txt()), 1..3).prop_map(AssistantBlock::ToolUse),
+            1 => txt().prop_map(AssistantBlock::ServerToolUse),
+        ]
+    }
+
+    fn user() -> impl Strategy<Value = Msg> {
+        prop_oneof![
+            1 => txt().prop_map(Msg::UserString),
+            3 => prop::collection::vec(user_block(), 1..4).prop_map(Msg::User),
+        ]
+    }
+
+    fn assistant() -> impl Strategy<Value = Msg> {
+        prop_oneof![
+            1 => txt().prop_map(Msg::AssistantString),
+            3 => prop::collection::vec(assistant_block(), 1..4).prop_map(Msg::Assistant),
+        ]
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        let system = prop_oneof![
+            2 => Just(Sys::None),
+            3 => txt().prop_map(Sys::Text),
+            3 => prop::collection::vec(txt(), 1..3).prop_map(Sys::Blocks),
+            1 => txt().prop_map(Sys::Repeated),
+            1 => txt().prop_map(Sys::Miscased),
+        ];
+        (
+            system,
+            user(),
+            prop::collection::vec((assistant(), user()), 0..3),
+            any::<bool>(),
+            0..3usize,
+            prop::bool::weighted(0.25),
+        )
+            .prop_map(|(system, first, turns, claude, selection, stream)| Case {
+                system,
+                first,
+                turns,
+                claude,
+                selection,
+                stream,
+            })
+    }
+
+    // ---- writing a body ----
+
+    #[derive(Default)]
+    struct Writer {
+        out: String,
+        markers: Vec<String>,
+        /// The body carries a block no guardrail can read.
+        unreadable: bool,
+    }
+
+    impl Writer {
+        fn push(&mut self, s: &str) {
+            self.out.push_str(s);
+        }
+
+        /// A JSON string with a fresh marker in it.
+        fn txt(&mut self, t: &Txt) {
+            let marker = format!("zq{}x", self.markers.len());
+            let written: String = if t.escape {
+                marker
+                    .chars()
+                    .map(|c| format!("\\u{:04x}", c as u32))
+                    .collect()
+            } else {
+                marker.clone()
+            };
+            self.out.push('"');
+            self.out.push_str(&t.before);
+            self.out.push(' ');
+            self.out.push_str(&written);
+            self.out.push(' ');
+            self.out.push_str(&t.after);
+            self.out.push('"');
+            self.markers.push(marker);
+        }
+
+        fn list<T>(&mut self, items: &[T], mut f: impl FnMut(&mut Self, &T)) {
+            self.push("[");
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    self.push(",");
+                }
+                f(self, it);
+            }
+            self.push("]");
+        }
+
+        fn text_block(&mut self, t: &Txt) {
+            self.push(r#"{"type":"text","text":"#);
+            self.txt(t);
+            self.push("}");
+        }
+
+        fn image(&mut self) {
+            self.push(r#"{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}"#);
+        }
+
+        fn text_doc(&mut self, t: &Txt) {
+            self.push(
+                r#"{"type":"document","source":{"type":"text","media_type":"text/plain","data":"#,
+            );
+            self.txt(t);
+            self.push("}}");
+        }
+
+        fn search_result(&mut self, t: &Txt) {
+            self.unreadable = true;
+            self.push(r#"{"type":"search_result","source":"s","title":"t","content":[{"type":"text","text":"#);
+            self.txt(t);
+            self.push("}]}");
+        }
+
+        fn inner(&mut self, b: &Inner) {
+            match b {
+                Inner::Text(t) => self.text_block(t),
+                Inner::Image => self.image(),
+                Inner::Doc(t) => self.text_doc(t),
+                Inner::SearchResult(t) => self.search_result(t),
+            }
+        }
+
+        /// A user turn: its tool results first (answering `ids`, the tool
+        /// calls of the assistant turn before), then its other blocks.
+        fn user(&mut self, m: &Msg, ids: &[String]) {
+            let blocks = match m {
+                Msg::UserString(t) | Msg::AssistantString(t) => {
+                    self.push(r#"{"role":"user","content":"#);
+                    self.txt(t);
+                    self.push("}");
+                    return;
+                }
+                Msg::User(b) => b,
+                Msg::Assistant(_) => unreachable!(),
+            };
+            let is_result = |b: &&UserBlock| {
+                matches!(
+                    b,
+                    UserBlock::ResultString(_) | UserBlock::ResultBlocks(_) | UserBlock::ResultNone
+                )
+            };
+            // Tool results answer the calls before; the first turn has none.
+            let results: Vec<&UserBlock> =
+                blocks.iter().filter(is_result).take(ids.len()).collect();
+            let others: Vec<&UserBlock> = blocks.iter().filter(|b| !is_result(b)).collect();
+            self.push(r#"{"role":"user","content":["#);
+            let mut first = true;
+            for (b, id) in results.iter().zip(ids) {
+                if !std::mem::take(&mut first) {
+                    self.push(",");
+                }
+                self.push(&format!(r#"{{"type":"tool_result","tool_use_id":"{id}""#));
+                match b {
+                    UserBlock::ResultString(t) => {
+                        self.push(r#","content":"#);
+                        self.txt(t);
+                    }
+                    UserBlock::ResultBlocks(bs) => {
+                        self.push(r#","content":"#);
+                        self.list(bs, |w, b| w.inner(b));
+                    }
+                    _ => {}
+                }
+                self.push("}");
+            }
+            if results.is_empty() && others.is_empty() {
+                self.push(r#"{"type":"text","text":"go on"}"#);
+            }
+            for b in others {
+                if !std::mem::take(&mut first) {
+                    self.push(",");
+                }
+                match b {
+                    UserBlock::Text(t) => self.text_block(t),
+                    UserBlock::Image => self.image(),
+                    UserBlock::Pdf => self.push(r#"{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}"#),
+                    UserBlock::Doc {
+                        data,
+                        title,
+                        context,
+                    } => {
+                        self.push(r#"{"type":"document","source":{"type":"text","media_type":"text/plain","data":"#);
+                        self.txt(data);
+                        self.push("}");
+                        for (key, t) in [("title", title), ("context", context)] {
+                            if let Some(t) = t {
+                                self.push(&format!(r#","{key}":"#));
+                                self.txt(t);
+                            }
+                        }
+                        self.push("}");
+                    }
+                    UserBlock::DocContent(ts) => {
+                        self.push(r#"{"type":"document","source":{"type":"content","content":"#);
+                        self.list(ts, |w, t| w.text_block(t));
+                        self.push("}}");
+                    }
+                    UserBlock::DocContentString(t) => {
+                        self.push(r#"{"type":"document","source":{"type":"content","content":"#);
+                        self.txt(t);
+                        self.push("}}");
+                    }
+                    UserBlock::Cited(t) => {
+                        self.unreadable = true;
+                        self.push(r#"{"type":"text","text":"#);
+                        self.txt(t);
+                        self.push(r#","citations":[{"type":"char_location","cited_text":"c","document_index":0,"start_char_index":0,"end_char_index":1}]}"#);
+                    }
+                    UserBlock::SearchResult(t) => self.search_result(t),
+                    UserBlock::Unknown(t) => {
+                        self.unreadable = true;
+                        self.push(r#"{"type":"brand_new","text":"#);
+                        self.txt(t);
+                        self.push("}");
+                    }
+                    UserBlock::Repeated(t) => {
+                        self.push(r#"{"type":"text","text":"clean","text":"#);
+                        self.txt(t);
+                        self.push("}");
+                    }
+                    UserBlock::ResultString(_) | UserBlock::ResultBlocks(_) | UserBlock::ResultNone => {
+                        unreachable!()
+                    }
+                }
+            }
+            self.push("]}");
+        }
+
+        /// An assistant turn, with at least `calls` tool calls (the tool
+        /// results of the next turn answer them); their ids.
+        fn assistant(&mut self, m: &Msg, turn: usize, calls: usize) -> Vec<String> {
+            let blocks = match m {
+                Msg::AssistantString(t) | Msg::UserString(t) if calls == 0 => {
+                    self.push(r#"{"role":"assistant","content":"#);
+                    self.txt(t);
+                    self.push("}");
+                    return vec![];
+                }
+                Msg::Assistant(b) => b.clone(),
+                Msg::AssistantString(t) | Msg::UserString(t) => {
+                    vec![AssistantBlock::Text(t.clone())]
+                }
+                Msg::User(_) => unreachable!(),
+            };
+            let mut ids = vec![];
+            self.push(r#"{"role":"assistant","content":["#);
+            let mut first = true;
+            for b in &blocks {
+                if !std::mem::take(&mut first) {
+                    self.push(",");
+                }
+                match b {
+                    AssistantBlock::Text(t) => self.text_block(t),
+                    AssistantBlock::Thinking(t) => {
+                        self.push(r#"{"type":"thinking","signature":"sig","thinking":"#);
+                        self.txt(t);
+                        self.push("}");
+                    }
+                    AssistantBlock::Redacted => {
+                        self.push(r#"{"type":"redacted_thinking","data":"enc"}"#)
+                    }
+                    AssistantBlock::ToolUse(pairs) => {
+                        let id = format!("toolu_{turn}_{}", ids.len());
+                        self.push(&format!(
+                            r#"{{"type":"tool_use","id":"{id}","name":"lookup","input":{{"q":[{{"#
+                        ));
+                        for (i, (k, v)) in pairs.iter().enumerate() {
+                            if i > 0 {
+                                self.push(",");
+                            }
+                            self.txt(k);
+                            self.push(":");
+                            self.txt(v);
+                        }
+                        self.push("}]}}");
+                        ids.push(id);
+                    }
+                    AssistantBlock::ServerToolUse(t) => {
+                        self.unreadable = true;
+                        self.push(r#"{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"#);
+                        self.txt(t);
+                        self.push("}}");
+                    }
+                }
+            }
+            while ids.len() < calls {
+                let id = format!("toolu_{turn}_{}", ids.len());
+                self.push(&format!(
+                    r#",{{"type":"tool_use","id":"{id}","name":"lookup","input":{{}}}}"#
+                ));
+                ids.push(id);
+            }
+            self.push("]}");
+            ids
+        }
+
+        fn body(c: &Case, model: &str, select: &str) -> Writer {
+            let mut w = Writer::default();
+            w.push(&format!(
+                r#"{{"model":"{model}","max_tokens":20,"stream":{}{select},"tools":[{{"name":"lookup","input_schema":{{"type":"object"}}}}],"#,
+                c.stream
+            ));
+            match &c.system {
+                Sys::None => {}
+                Sys::Text(t) => {
+                    w.push(r#""system":"#);
+                    w.txt(t);
+                    w.push(",");
+                }
+                Sys::Blocks(ts) => {
+                    w.push(r#""system":"#);
+                    w.list(ts, |w, t| w.text_block(t));
+                    w.push(",");
+                }
+                Sys::Repeated(t) => {
+                    w.push(r#""system":"clean","system":"#);
+                    w.txt(t);
+                    w.push(",");
+                }
+                Sys::Miscased(t) => {
+                    w.push(r#""System":"#);
+                    w.txt(t);
+                    w.push(",");
+                }
+            }
+            w.push(r#""messages":["#);
+            w.user(&c.first, &[]);
+            for (turn, (a, u)) in c.turns.iter().enumerate() {
+                let results = match u {
+                    Msg::User(bs) => bs
+                        .iter()
+                        .filter(|b| {
+                            matches!(
+                                b,
+                                UserBlock::ResultString(_)
+                                    | UserBlock::ResultBlocks(_)
+                                    | UserBlock::ResultNone
+                            )
+                        })
+                        .count(),
+                    _ => 0,
+                };
+                w.push(",");
+                let ids = w.assistant(a, turn, results);
+                w.push(",");
+                w.user(u, &ids);
+            }
+            w.push("]}");
+            w
+        }
+    }
+
+    // ---- the oracle ----
+
+    /// Every JSON string literal in `bytes` (keys too, repeated keys too),
+    /// decoded; a literal that does not decode is kept as written.
+    fn strings(bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes);
+        let mut out = String::new();
+        let mut chars = text.char_indices();
+        while let Some((start, c)) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            let mut end = start;
+            let mut escaped = false;
+            for (i, c) in chars.by_ref() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let literal = &text[start..=end];
+            match serde_json::from_str::<String>(literal) {
+                Ok(s) => out.push_str(&s),
+                Err(_) => out.push_str(literal),
+            }
+            out.push('\u{1}');
+        }
+        out
+    }
+
+    // ---- the harness ----
+
+    struct Harness {
+        rt: tokio::runtime::Runtime,
+        anthropic: MockAnthropic,
+        up: MockUpstream,
+        aim: MockAim,
+        /// pre_call and during_call requested by name; a default_on
+        /// pre_call (nothing requested).
+        gateways: Vec<(Running, &'static str)>,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (anthropic, up, aim, gateways) = rt.block_on(async {
+                let anthropic = MockAnthropic::start(AnthropicOptions {
+                    reply: Some("ok".into()),
+                    ..Default::default()
+                })
+                .await;
+                let up = MockUpstream::start(UpstreamOptions {
+                    reply: Some("ok".into()),
+                    ..Default::default()
+                })
+                .await;
+                let aim = MockAim::start(AimOptions {
+                    mode: AimMode::Pass,
+                    ..Default::default()
+                })
+                .await;
+                let config = |mode: &str| {
+                    format!(
+                        "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5-20250929\n      api_base: {}\n      api_key: sk-ant-upstream-secret\n{}guardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: aim\n      mode: {mode}\n      api_key: aim-mock-key\n      api_base: {}\n",
+                        anthropic.url(),
+                        model("gpt", &up.url()),
+                        aim.url()
+                    )
+                };
+                let requested = r#","guardrails":["g"]"#;
+                let gateways = vec![
+                    (gateway(&config("pre_call")).await, requested),
+                    (gateway(&config("during_call")).await, requested),
+                    (
+                        gateway(&config("pre_call\n      default_on: true")).await,
+                        "",
+                    ),
+                ];
+                (anthropic, up, aim, gateways)
+            });
+            Harness {
+                rt,
+                anthropic,
+                up,
+                aim,
+                gateways,
+            }
+        }
+    }
+
+    /// Per case: (status, reached an upstream, markers planted).
+    static STATS: std::sync::Mutex<Vec<(u16, bool, usize)>> = std::sync::Mutex::new(Vec::new());
+
+    fn check(h: &Harness, c: &Case) -> Result<(), TestCaseError> {
+        h.anthropic.reset();
+        h.up.reset();
+        h.aim.reset();
+        let (gw, select) = &h.gateways[c.selection];
+        let model = if c.claude { "claude" } else { "gpt" };
+        let w = Writer::body(c, model, select);
+        let (status, answer) = h.rt.block_on(async {
+            let got = post_raw(gw, "/v1/messages", w.out.clone()).await;
+            (got.status, got.body)
+        });
+        let upstream: Vec<_> = h
+            .anthropic
+            .requests()
+            .into_iter()
+            .chain(h.up.requests())
+            .collect();
+        if let Ok(mut s) = STATS.lock() {
+            s.push((status, !upstream.is_empty(), w.markers.len()));
+        }
+        if w.unreadable {
+            prop_assert!(
+                status == 400 && upstream.is_empty() && h.aim.requests().is_empty(),
+                "a block no guardrail reads went on ({status}: {answer})\nbody: {}",
+                w.out
+            );
+        }
+        if upstream.is_empty() {
+            return Ok(());
+        }
+        let seen: String = h.aim.requests().iter().map(|r| strings(&r.body)).collect();
+        let received: String = upstream.iter().map(|r| strings(&r.body)).collect();
+        for m in &w.markers {
+            prop_assert!(
+                !received.contains(m.as_str()) || seen.contains(m.as_str()),
+                "{m} reached the upstream unread by Aim ({status})\nbody: {}\nupstream got: {}\nAim got: {seen}",
+                w.out,
+                String::from_utf8_lossy(&upstream[0].body),
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_secret_in_any_text_position_is_read_or_refused() {
+        let h = Harness::new();
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+            source_file: Some(file!()),
+            ..Config::default()
+        });
+        runner
+            .run(&case(), |c| check(&h, &c))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A property over requests that never get anywhere checks nothing.
+        let stats = STATS.lock().unwrap();
+        let reached = stats.iter().filter(|(_, up, _)| *up).count();
+        let markers: usize = stats
+            .iter()
+            .filter(|(_, up, _)| *up)
+            .map(|(_, _, m)| m)
+            .sum();
+        eprintln!(
+            "{reached} of {} requests reached an upstream, with {markers} markers",
+            stats.len()
+        );
+        assert!(reached * 3 >= stats.len(), "{reached} of {}", stats.len());
+    }
+
+    #[test]
+    fn the_oracle_decodes_every_string() {
+        let s = strings(br#"{"a\u0062":"x\u004dRK \ud83d\ude00 \" q","b":"\ud800"}"#);
+        assert_eq!(s, "ab\u{1}xMRK \u{1F600} \" q\u{1}b\u{1}\"\\ud800\"\u{1}");
+    }
+}
