@@ -1268,7 +1268,6 @@ async fn checked_answer(rig: &Rig, route: Route, content: &Value) -> Answer {
 /// unchecked. Over chat the translation leaves such blocks out; over
 /// `/v1/messages` the answer goes back as Anthropic sent it.
 #[tokio::test]
-#[ignore = "bug: post_call on /v1/messages to an Anthropic deployment returns answer blocks the check never read (route.rs sends the restamped original when the chat view passed)"]
 async fn post_call_never_returns_unread_answer_blocks() {
     let answers = [
         json!([{"type": "text", "text": "Here is what I found."},
@@ -1303,7 +1302,6 @@ async fn post_call_never_returns_unread_answer_blocks() {
 /// `provider_specific_fields.citations` (as LiteLLM sends them), and their
 /// `cited_text` is text the post_call check never read.
 #[tokio::test]
-#[ignore = "bug: post_call over chat to anthropic/ returns citations' cited_text unchecked (provider_specific_fields is not in the output check)"]
 async fn post_call_over_chat_never_returns_unread_citations() {
     let rig = Rig::new().await;
     let content = json!([{"type": "text", "text": "It says so.", "citations": [

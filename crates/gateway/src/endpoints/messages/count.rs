@@ -5,9 +5,14 @@
 //! to that deployment's `.../v1/messages/count_tokens` (model swapped, the
 //! gateway's `guardrails` field removed) and its answer comes back as it
 //! is. For any other model the gateway estimates: one token per four bytes
-//! of the body's `system`, `messages` and `tools`, as JSON. Nothing reaches
-//! a model, so no guardrail runs (as in LiteLLM); the caller must be
-//! allowed the model.
+//! of the body's `system`, `messages` and `tools`, as JSON. The caller must
+//! be allowed the model.
+//!
+//! No model reads a count_tokens body, so no guardrail runs on it (as in
+//! LiteLLM); but the provider would still receive the prompt. So when a
+//! guardrail would run on the same request to `/v1/messages` (a default_on
+//! one, the key's, or one the body names), the prompt is not sent
+//! anywhere: the answer is the estimate.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -36,6 +41,17 @@ struct Body_<'a> {
     messages: Option<&'a RawValue>,
     #[serde(borrow, default)]
     tools: Option<&'a RawValue>,
+    /// The gateway's own: guardrails the request asks for.
+    #[serde(default)]
+    guardrails: Option<Vec<String>>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    guardrails: Option<Vec<String>>,
 }
 
 /// Upper bound on the answer read from Anthropic (`{"input_tokens":N}`).
@@ -73,7 +89,15 @@ async fn count(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         return Err(Error::UnknownModel(parsed.model.clone()));
     };
     let d = &member.d;
-    if !providers::speaks_messages(d) {
+    let requested: Vec<String> = parsed
+        .guardrails
+        .iter()
+        .flatten()
+        .chain(parsed.metadata.iter().flat_map(|m| m.guardrails.iter().flatten()))
+        .cloned()
+        .collect();
+    let guarded = !state.guardrails.select(&caller, &requested)?.is_empty();
+    if guarded || !providers::speaks_messages(d) {
         let size: usize = [parsed.system, parsed.messages, parsed.tools]
             .iter()
             .flatten()

@@ -133,6 +133,39 @@ pub fn answer(body: &[u8], model: &str) -> Result<(Option<Usage>, Vec<u8>), Erro
     Ok((usage, restamp(body, model)?))
 }
 
+/// The first block of an answer that the post_call check, which reads the
+/// answer as a chat completion, does not read: a type the chat view leaves
+/// out (a server tool's result, a block newer than the gateway) or a text
+/// block's citations. Such an answer is never returned after a check.
+pub fn unread_block(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow, default)]
+        content: Vec<Block<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Block<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        citations: Option<&'a RawValue>,
+    }
+    let Ok(answer) = serde_json::from_slice::<Answer<'_>>(body) else {
+        return Some("an answer whose content is not a list of blocks".into());
+    };
+    answer.content.iter().enumerate().find_map(|(i, b)| {
+        let kind = b.kind.as_deref().unwrap_or_default();
+        let read = matches!(
+            kind,
+            "text" | "tool_use" | "server_tool_use" | "thinking" | "redacted_thinking"
+        );
+        let cited = b
+            .citations
+            .is_some_and(|c| !matches!(c.get().trim(), "null" | "[]"));
+        (!read || cited).then(|| format!("content.{i}: a block of type '{kind}'"))
+    })
+}
+
 /// One event of a Messages stream, as far as the relay reads it.
 #[derive(Deserialize)]
 struct Event<'a> {

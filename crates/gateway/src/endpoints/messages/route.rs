@@ -106,7 +106,10 @@ pub(in crate::endpoints) async fn handle(
             }
             // The check reads the answer as a chat completion; what the
             // client gets is the answer as it came, unless a guardrail
-            // rewrote it.
+            // rewrote it. So nothing the chat view leaves out may be in it.
+            if let Some(what) = native::unread_block(&body) {
+                return Err(crate::guardrails::inspect::not_checkable(&what));
+            }
             let secrets = &state.router.reading().secrets;
             let context = anthropic::ResponseContext::default();
             let completion = Bytes::from(anthropic::response::to_openai(

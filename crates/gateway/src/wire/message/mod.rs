@@ -244,7 +244,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
         }
         let depth = self.depth;
         let mut m = MessageFields::default();
-        let mut seen = [false; 7];
+        let mut seen = [false; 8];
         while let Some(Str(key)) = map.next_key::<Str>()? {
             match &*folded(&key) {
                 "role" => {
@@ -295,6 +295,19 @@ impl<'de> Visitor<'de> for MessageVisitor {
                         field: "transcript",
                     })?;
                     m.transcript = text_field(v, "audio.transcript", &mut m.unread);
+                }
+                "provider_specific_fields" => {
+                    once(&mut seen[7], &key)?;
+                    // An Anthropic answer's citations quote their sources
+                    // (`cited_text`), which no guardrail reads.
+                    let v = map.next_value_seed(InnerSeed {
+                        depth,
+                        field: "citations",
+                    })?;
+                    if !matches!(v, Val::Absent | Val::Null) {
+                        m.unread
+                            .push("'provider_specific_fields.citations' quotes text".into());
+                    }
                 }
                 _ => map.next_value_seed(Checked { depth })?,
             }
