@@ -1,0 +1,766 @@
+//! Anthropic through the running gateway, over HTTP: `anthropic/`
+//! deployments behind `/v1/chat/completions`, and `/v1/messages` (with
+//! `count_tokens`) to Anthropic and to OpenAI deployments, against the mock
+//! Anthropic API and the mock OpenAI upstream. Each test asserts what went
+//! over the wire: the exact request each upstream received (spec
+//! anthropic.md 1.1-1.3, 1.7), the exact bytes each client got back (1.4,
+//! 1.5, 1.7), and what errors, retries, cooldowns, fallbacks, timeouts and
+//! token limits do (1.6). Where ids and `created` vary they are replaced by
+//! placeholders before an exact comparison.
+
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use gateway::server::Running;
+use gateway_mock::Recorded;
+use gateway_mock::anthropic::{AnthropicOptions, Failure, MockAnthropic, ToolUse};
+use gateway_mock::upstream::{self, MockUpstream, UpstreamOptions};
+use serde_json::{Value, json};
+
+/// The deployments' Anthropic key: the only key Anthropic may receive.
+const DEPLOYMENT_KEY: &str = "sk-ant-api03-deployment-key";
+/// The client's key to the gateway: never forwarded.
+const CLIENT_KEY: &str = "sk-client-master-key";
+const SONNET: &str = "claude-sonnet-4-5-20250929";
+const UNKNOWN: &str = "claude-mock-unknown";
+/// A model that takes `system` inside `messages` and no sampling
+/// parameters (LiteLLM's cost map).
+const OPUS: &str = "claude-opus-4-8";
+
+/// An `anthropic/` deployment named `name`, plus `extra` lines of
+/// `litellm_params`.
+fn claude(name: &str, model: &str, base: &str, extra: &str) -> String {
+    format!(
+        "  - model_name: {name}\n    litellm_params:\n      model: anthropic/{model}\n      api_base: {base}\n      api_key: {DEPLOYMENT_KEY}\n{extra}"
+    )
+}
+
+/// An `openai/` deployment named `name` (upstream model `<name>-upstream`).
+fn gpt(name: &str, up: &MockUpstream) -> String {
+    model(name, &up.url())
+}
+
+/// A gateway with a master key and `models` (YAML entries), plus `rest`.
+async fn start(models: &[String], rest: &str) -> Running {
+    gateway(&format!(
+        "model_list:\n{}general_settings:\n  master_key: {CLIENT_KEY}\n{rest}",
+        models.concat()
+    ))
+    .await
+}
+
+async fn post(gw: &Running, path: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", gw.url()))
+        .bearer_auth(CLIENT_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post_raw(gw: &Running, path: &str, body: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", gw.url()))
+        .bearer_auth(CLIENT_KEY)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Status and body text.
+async fn read(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+/// Status and JSON body.
+async fn read_json(r: reqwest::Response) -> (u16, Value) {
+    let (status, text) = read(r).await;
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, v)
+}
+
+/// The one request the mock received since it was last reset.
+fn only(mock: &MockAnthropic) -> Recorded {
+    let all = mock.requests();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    all.into_iter().next().unwrap()
+}
+
+/// What Anthropic received for `body` sent to the chat route: reset,
+/// send, expect a 200, return the one request's JSON body.
+async fn sent_for(gw: &Running, mock: &MockAnthropic, body: &Value) -> Value {
+    mock.reset();
+    let (status, text) = read(post(gw, "/v1/chat/completions", body).await).await;
+    assert_eq!(status, 200, "{text}");
+    only(mock).json()
+}
+
+/// `text` with every `chatcmpl-<uuid>` id replaced by `chatcmpl-ID` and
+/// every `"created":<n>` by `"created":0`, after checking each id is a
+/// uuid and (for a stream) that every chunk carries the same one.
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut ids = vec![];
+    let mut rest = text;
+    while let Some(at) = rest.find("\"chatcmpl-") {
+        out.push_str(&rest[..at + 10]);
+        let tail = &rest[at + 10..];
+        let end = tail.find('"').unwrap();
+        let id = &tail[..end];
+        assert_eq!(id.len(), 36, "a uuid: {id}");
+        assert!(
+            id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
+            "{id}"
+        );
+        ids.push(id.to_owned());
+        out.push_str("ID");
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    ids.dedup();
+    assert!(ids.len() <= 1, "one id per answer: {ids:?}");
+    let mut done = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("\"created\":") {
+        done.push_str(&rest[..at + 10]);
+        let tail = &rest[at + 10..];
+        let end = tail.find(|c: char| !c.is_ascii_digit()).unwrap();
+        assert!(end > 0, "a number");
+        done.push('0');
+        rest = &tail[end..];
+    }
+    done.push_str(rest);
+    done
+}
+
+/// The header names a recorded request carried, in order.
+fn header_names(r: &Recorded) -> Vec<&str> {
+    r.headers.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+fn user(text: &str) -> Value {
+    json!({"role": "user", "content": text})
+}
+
+fn ask(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [user(text)]})
+}
+
+// ---- 1. the upstream request, for each mapping (spec 1.1-1.3) ----
+
+#[tokio::test]
+async fn the_request_carries_the_deployment_key_and_anthropic_headers_only() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let body = json!({"model": "claude", "messages": [
+        {"role": "system", "content": "Be terse."},
+        user("Weather?")
+    ]});
+    let (status, text) = read(post(&gw, "/v1/chat/completions", &body).await).await;
+    assert_eq!(status, 200, "{text}");
+    let got = only(&mock);
+    assert_eq!((got.method.as_str(), got.path.as_str()), ("POST", "/v1/messages"));
+    // P1's headers (no User-Agent: the gateway sends none to any provider).
+    assert_eq!(
+        header_names(&got),
+        [
+            "anthropic-version",
+            "accept",
+            "content-type",
+            "x-api-key",
+            "host",
+            "content-length"
+        ]
+    );
+    assert_eq!(got.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(got.header("accept"), Some("application/json"));
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
+    for (k, v) in &got.headers {
+        assert!(!v.contains(CLIENT_KEY), "client key forwarded in {k}");
+    }
+    // The system message lifted, the user string as a text block, the
+    // model's max output tokens as max_tokens (P1, P2).
+    assert_eq!(
+        got.body,
+        format!(
+            r#"{{"model":"{SONNET}","messages":[{{"role":"user","content":[{{"type":"text","text":"Weather?"}}]}}],"system":[{{"type":"text","text":"Be terse."}}],"max_tokens":64000}}"#
+        )
+    );
+}
+
+#[tokio::test]
+async fn system_messages_are_lifted_folded_or_kept_by_model() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[
+            claude("unknown", UNKNOWN, &mock.url(), ""),
+            claude("opus", OPUS, &mock.url(), ""),
+        ],
+        "",
+    )
+    .await;
+    let conversation = |model: &str| {
+        json!({"model": model, "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "system", "content": [
+                {"type": "text", "text": "Cache me", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": ""}
+            ]},
+            user("Hi"),
+            {"role": "assistant", "content": "Hello"},
+            {"role": "system", "content": "Answer in one word."},
+            user("Weather?")
+        ]})
+    };
+    let system = json!([
+        {"type": "text", "text": "You are terse."},
+        {"type": "text", "text": "Cache me", "cache_control": {"type": "ephemeral"}}
+    ]);
+    let text = |t: &str| json!({"type": "text", "text": t});
+
+    // Only the leading run is lifted (empty texts skipped, cache_control
+    // kept); a later one is folded into the next user turn after the
+    // operator note on a model that refuses system messages there (P7).
+    let sent = sent_for(&gw, &mock, &conversation("unknown")).await;
+    assert_eq!(
+        sent,
+        json!({
+            "model": UNKNOWN,
+            "messages": [
+                {"role": "user", "content": [text("Hi")]},
+                {"role": "assistant", "content": [text("Hello")]},
+                {"role": "user", "content": [
+                    text("Operator note (not from the user): the following was originally a mid-conversation system-role reminder."),
+                    text("Answer in one word."),
+                    text("Weather?")
+                ]}
+            ],
+            "system": system,
+            "max_tokens": 4096
+        })
+    );
+
+    // A model that takes them keeps it as a system message, behind the user
+    // turn that follows the assistant's.
+    let sent = sent_for(&gw, &mock, &conversation("opus")).await;
+    assert_eq!(
+        sent,
+        json!({
+            "model": OPUS,
+            "messages": [
+                {"role": "user", "content": [text("Hi")]},
+                {"role": "assistant", "content": [text("Hello")]},
+                {"role": "user", "content": [text("Weather?")]},
+                {"role": "system", "content": [text("Answer in one word.")]}
+            ],
+            "system": system,
+            "max_tokens": 128000
+        })
+    );
+}
+
+#[tokio::test]
+async fn tool_calls_and_tool_results_map_and_names_come_back() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some(String::new()),
+        tool_use: Some(ToolUse {
+            name: "get_weather".into(),
+            input: json!({"city": "Paris", "day": "tomorrow"}),
+            id: Some("toolu_2".into()),
+            json_chunks: 0,
+        }),
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let body = json!({"model": "claude", "messages": [
+        user("Weather in Paris?"),
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get.weather", "arguments": "{\"city\": \"Paris\"}"}}
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+        user("And tomorrow?")
+    ], "tools": [{"type": "function", "function": {
+        "name": "get.weather", "description": "Weather by city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    }}]});
+    mock.reset();
+    let (status, answer) = read_json(post(&gw, "/v1/chat/completions", &body).await).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        only(&mock).json(),
+        json!({
+            "model": SONNET,
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}
+                ]},
+                // The tool result opens the user turn, before the user's text (P1).
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"},
+                    {"type": "text", "text": "And tomorrow?"}
+                ]}
+            ],
+            "tools": [{
+                "name": "get_weather",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                "description": "Weather by city",
+                "type": "custom"
+            }],
+            "max_tokens": 64000
+        })
+    );
+    // The sanitised name goes back as the client spelt it; arguments in
+    // Python's json.dumps spacing; index = the block's position (1.4).
+    assert_eq!(
+        answer["choices"][0],
+        json!({
+            "finish_reason": "tool_calls",
+            "index": 0,
+            "message": {
+                "content": null,
+                "role": "assistant",
+                "tool_calls": [{
+                    "index": 0,
+                    "function": {"arguments": "{\"city\": \"Paris\", \"day\": \"tomorrow\"}", "name": "get.weather"},
+                    "id": "toolu_2",
+                    "type": "function"
+                }],
+                "provider_specific_fields": {"citations": null, "thinking_blocks": null}
+            }
+        })
+    );
+}
+
+#[tokio::test]
+async fn tool_blocks_in_history_without_tools_get_the_dummy_tool() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let body = json!({"model": "claude", "messages": [
+        user("Weather?"),
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"}
+    ]});
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert_eq!(sent["tools"].as_array().unwrap().len(), 1, "{sent}");
+    assert_eq!(sent["tools"][0]["name"], "dummy_tool");
+    assert_eq!(sent["messages"][1]["content"][0]["input"], json!({}));
+}
+
+#[tokio::test]
+async fn images_by_https_url_and_data_uri_and_http_refused() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let with = |url: &str| {
+        json!({"model": "claude", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Look"},
+            {"type": "image_url", "image_url": {"url": url}}
+        ]}]})
+    };
+    let image = |source: Value| {
+        json!([{"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image", "source": source}]}])
+    };
+    let sent = sent_for(&gw, &mock, &with("https://example.com/cat.png")).await;
+    assert_eq!(
+        sent["messages"],
+        image(json!({"type": "url", "url": "https://example.com/cat.png"}))
+    );
+    let sent = sent_for(&gw, &mock, &with("data:image/png;base64,iVBORw0KGgo=")).await;
+    assert_eq!(
+        sent["messages"],
+        image(json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}))
+    );
+    // A PDF data URI is a document.
+    let sent = sent_for(&gw, &mock, &with("data:application/pdf;base64,JVBERi0=")).await;
+    assert_eq!(
+        sent["messages"][0]["content"][1],
+        json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}})
+    );
+
+    // http:// is refused, never fetched (a deliberate difference: LiteLLM
+    // downloads it).
+    mock.reset();
+    let (status, err) = read_json(
+        post(
+            &gw,
+            "/v1/chat/completions",
+            &with("http://169.254.169.254/latest/meta-data"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err,
+        json!({"error": {
+            "message": "Image URLs must use https: the gateway does not fetch http:// URLs for Anthropic models (send the image over https or as a data: URI)",
+            "type": "invalid_request_error", "param": "messages", "code": "400"
+        }})
+    );
+    assert_eq!(mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn stop_temperature_top_p_and_user() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[
+            claude("claude", SONNET, &mock.url(), ""),
+            claude("opus", OPUS, &mock.url(), ""),
+        ],
+        "",
+    )
+    .await;
+    let mut body = ask("claude", "Hi");
+    body["stop"] = json!("END");
+    body["temperature"] = json!(0.3);
+    body["top_p"] = json!(0.9);
+    body["user"] = json!("user-42");
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert_eq!(
+        sent,
+        json!({
+            "model": SONNET,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+            "temperature": 0.3,
+            "top_p": 0.9,
+            "stop_sequences": ["END"],
+            "max_tokens": 64000,
+            "metadata": {"user_id": "user-42"}
+        })
+    );
+    // A list of stops stays a list; an e-mail (or phone number) as the user
+    // is dropped, as Anthropic refuses it (P7).
+    body["stop"] = json!(["END", "STOP"]);
+    body["user"] = json!("bob@example.com");
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert_eq!(sent["stop_sequences"], json!(["END", "STOP"]));
+    assert!(sent.get("metadata").is_none(), "{sent}");
+    body["user"] = json!("+1 (555) 123-4567");
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert!(sent.get("metadata").is_none(), "{sent}");
+
+    // A model without sampling parameters: temperature 1 passes, another
+    // value is LiteLLM's 400 and nothing is sent.
+    let mut opus = ask("opus", "Hi");
+    opus["temperature"] = json!(1);
+    assert_eq!(sent_for(&gw, &mock, &opus).await["temperature"], 1);
+    opus["temperature"] = json!(0.5);
+    mock.reset();
+    let (status, err) = read_json(post(&gw, "/v1/chat/completions", &opus).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err["error"]["message"],
+        "litellm.UnsupportedParamsError: claude-opus-4-8 does not support temperature=0.5. Only temperature=1 is supported. To drop unsupported params, set `litellm.drop_params = True`."
+    );
+    assert_eq!(mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn tool_choice_and_parallel_tool_calls() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let tools = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]);
+    let cases = [
+        (json!("auto"), None, json!({"type": "auto"})),
+        (json!("required"), None, json!({"type": "any"})),
+        (json!("none"), None, json!({"type": "none"})),
+        (
+            json!({"type": "function", "function": {"name": "lookup"}}),
+            None,
+            json!({"type": "tool", "name": "lookup"}),
+        ),
+        (
+            json!("required"),
+            Some(false),
+            json!({"type": "any", "disable_parallel_tool_use": true}),
+        ),
+        (
+            Value::Null,
+            Some(false),
+            json!({"type": "auto", "disable_parallel_tool_use": true}),
+        ),
+        (
+            Value::Null,
+            Some(true),
+            json!({"type": "auto", "disable_parallel_tool_use": false}),
+        ),
+    ];
+    for (choice, parallel, expected) in cases {
+        let mut body = ask("claude", "Look it up");
+        body["tools"] = tools.clone();
+        if !choice.is_null() {
+            body["tool_choice"] = choice.clone();
+        }
+        if let Some(p) = parallel {
+            body["parallel_tool_calls"] = json!(p);
+        }
+        let sent = sent_for(&gw, &mock, &body).await;
+        assert_eq!(sent["tool_choice"], expected, "{choice} {parallel:?}");
+    }
+}
+
+#[tokio::test]
+async fn response_format_native_or_as_a_forced_tool() {
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some(String::new()),
+        tool_use: Some(ToolUse {
+            name: "json_tool_call".into(),
+            input: json!({"city": "Paris"}),
+            id: None,
+            json_chunks: 0,
+        }),
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(
+        &[
+            claude("claude", SONNET, &mock.url(), ""),
+            claude("unknown", UNKNOWN, &mock.url(), ""),
+        ],
+        "",
+    )
+    .await;
+    let body = |model: &str| {
+        let mut b = ask(model, "Where?");
+        b["response_format"] =
+            json!({"type": "json_schema", "json_schema": {"name": "place", "schema": schema}});
+        b
+    };
+
+    // A model with structured outputs: output_format and its beta header.
+    mock.reset();
+    let (status, _) = read(post(&gw, "/v1/chat/completions", &body("claude")).await).await;
+    assert_eq!(status, 200);
+    let got = only(&mock);
+    assert_eq!(
+        got.json()["output_format"],
+        json!({"type": "json_schema", "schema": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+            "additionalProperties": false
+        }})
+    );
+    assert_eq!(
+        got.header("anthropic-beta"),
+        Some("structured-outputs-2025-11-13")
+    );
+
+    // Otherwise the forced json_tool_call tool, whose input is the answer.
+    mock.reset();
+    let (status, answer) = read_json(post(&gw, "/v1/chat/completions", &body("unknown")).await).await;
+    assert_eq!(status, 200, "{answer}");
+    let got = only(&mock);
+    assert_eq!(got.header("anthropic-beta"), None);
+    let sent = got.json();
+    assert_eq!(
+        sent["tools"],
+        json!([{"name": "json_tool_call", "input_schema": schema}])
+    );
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"name": "json_tool_call", "type": "tool"})
+    );
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "{\"city\": \"Paris\"}"
+    );
+    assert!(answer["choices"][0]["message"].get("tool_calls").is_none());
+}
+
+#[tokio::test]
+async fn reasoning_effort_and_thinking() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[
+            claude("claude", SONNET, &mock.url(), ""),
+            claude("opus", OPUS, &mock.url(), ""),
+        ],
+        "",
+    )
+    .await;
+    // A budget model: the effort's budget, and room for an answer on top
+    // when the client set no max_tokens (LiteLLM's budget + 4096).
+    let mut body = ask("claude", "Think");
+    body["reasoning_effort"] = json!("low");
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
+    assert_eq!(sent["max_tokens"], 1024 + 4096);
+    let mut body = ask("claude", "Think");
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 2000});
+    body["max_tokens"] = json!(3000);
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2000})
+    );
+    assert_eq!(sent["max_tokens"], 3000);
+    // An adaptive model: adaptive thinking and an effort.
+    let mut body = ask("opus", "Think");
+    body["reasoning_effort"] = json!("high");
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "adaptive", "display": "summarized"})
+    );
+    assert_eq!(sent["output_config"], json!({"effort": "high"}));
+}
+
+#[tokio::test]
+async fn default_max_tokens_is_the_models_max_output_else_4096() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[
+            claude("claude", SONNET, &mock.url(), ""),
+            claude("unknown", UNKNOWN, &mock.url(), ""),
+            claude("opus", OPUS, &mock.url(), ""),
+        ],
+        "",
+    )
+    .await;
+    for (name, expected) in [("claude", 64000), ("opus", 128000), ("unknown", 4096)] {
+        let sent = sent_for(&gw, &mock, &ask(name, "Hi")).await;
+        assert_eq!(sent["max_tokens"], expected, "{name}");
+    }
+    // The client's, max_completion_tokens winning; floats rounded, at least 1.
+    let mut body = ask("claude", "Hi");
+    body["max_tokens"] = json!(10);
+    assert_eq!(sent_for(&gw, &mock, &body).await["max_tokens"], 10);
+    body["max_completion_tokens"] = json!(20);
+    assert_eq!(sent_for(&gw, &mock, &body).await["max_tokens"], 20);
+    let mut body = ask("claude", "Hi");
+    body["max_tokens"] = json!(0.4);
+    assert_eq!(sent_for(&gw, &mock, &body).await["max_tokens"], 1);
+}
+
+#[tokio::test]
+async fn unsupported_parameters_are_refused_unless_dropped() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let models = [
+        claude("claude", SONNET, &mock.url(), ""),
+        claude("dropping", SONNET, &mock.url(), "      drop_params: true\n"),
+    ];
+    let gw = start(&models, "").await;
+    let mut body = ask("claude", "Hi");
+    body["n"] = json!(2);
+    body["seed"] = json!(7);
+    body["presence_penalty"] = json!(0.5);
+    let (status, err) = read_json(post(&gw, "/v1/chat/completions", &body).await).await;
+    assert_eq!(status, 400);
+    let list = "['n', 'presence_penalty', 'seed']";
+    assert_eq!(
+        err,
+        json!({"error": {
+            "message": format!("litellm.UnsupportedParamsError: anthropic does not support parameters: {list}, for model={SONNET}. To drop these, set `litellm.drop_params=True` or for proxy:\n\n`litellm_settings:\n drop_params: true`\n. \n If you want to use these params dynamically send allowed_openai_params={list} in your request."),
+            "type": "invalid_request_error", "param": null, "code": "400"
+        }})
+    );
+    assert_eq!(mock.request_count(), 0, "nothing sent");
+
+    // n=1 is the default, so it passes (P1).
+    let mut one = ask("claude", "Hi");
+    one["n"] = json!(1);
+    assert!(sent_for(&gw, &mock, &one).await.get("n").is_none());
+
+    // drop_params on the deployment drops them.
+    body["model"] = json!("dropping");
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert_eq!(
+        sent,
+        json!({"model": SONNET, "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}], "max_tokens": 64000})
+    );
+
+    // And litellm_settings.drop_params for every deployment.
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "litellm_settings:\n  drop_params: true\n",
+    )
+    .await;
+    body["model"] = json!("claude");
+    let sent = sent_for(&gw, &mock, &body).await;
+    assert!(
+        sent.get("n").is_none() && sent.get("seed").is_none(),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_beta_merges_the_deployments_and_the_clients_once() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let extra = "      extra_headers:\n        anthropic-beta: files-api-2025-04-14,context-1m-2025-08-07\n        x-team: blue\n";
+    let gw = start(
+        &[
+            claude("beta", SONNET, &mock.url(), extra),
+            claude("plain", SONNET, &mock.url(), ""),
+        ],
+        "",
+    )
+    .await;
+    let send = |model: &str, client_beta: Option<&str>, json_schema: bool| {
+        let mut body = ask(model, "Hi");
+        if let Some(b) = client_beta {
+            body["extra_headers"] = json!({"anthropic-beta": b, "x-api-key": "sk-client-injected"});
+        }
+        if json_schema {
+            body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}});
+        }
+        body
+    };
+    let betas = |r: &Recorded| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k == "anthropic-beta")
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+
+    // The deployment's own, alone; its other extra headers go along.
+    sent_for(&gw, &mock, &send("beta", None, false)).await;
+    let got = only(&mock);
+    assert_eq!(
+        betas(&got),
+        ["files-api-2025-04-14,context-1m-2025-08-07"]
+    );
+    assert_eq!(got.header("x-team"), Some("blue"));
+
+    // The client's (from the body's extra_headers), alone; nothing else of
+    // its extra_headers is taken (it must not replace the key).
+    sent_for(&gw, &mock, &send("plain", Some("files-api-2025-04-14"), false)).await;
+    let got = only(&mock);
+    assert_eq!(betas(&got), ["files-api-2025-04-14"]);
+    assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
+    assert_eq!(got.json().get("extra_headers"), None);
+
+    // Everything merged into one header, each value once: the body's
+    // feature beta, the deployment's, the client's.
+    sent_for(
+        &gw,
+        &mock,
+        &send(
+            "beta",
+            Some("context-1m-2025-08-07, interleaved-thinking-2025-05-14"),
+            true,
+        ),
+    )
+    .await;
+    let got = only(&mock);
+    assert_eq!(
+        betas(&got),
+        ["structured-outputs-2025-11-13,files-api-2025-04-14,context-1m-2025-08-07,interleaved-thinking-2025-05-14"]
+    );
+    assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
+}
