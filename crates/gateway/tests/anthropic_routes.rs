@@ -764,3 +764,383 @@ async fn anthropic_beta_merges_the_deployments_and_the_clients_once() {
     );
     assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
 }
+
+// ---- 2. the client's bytes, for each response shape (spec 1.4, 1.5, 1.7) ----
+
+/// The usage LiteLLM writes for Anthropic's counts (P1's keys and order).
+fn usage(input: u64, cache_write: u64, cache_read: u64, output: u64, reasoning: &str) -> String {
+    let prompt = input + cache_write + cache_read;
+    let details = if reasoning == "null" {
+        r#""reasoning_tokens":null,"text_tokens":null"#.to_owned()
+    } else {
+        format!(r#""reasoning_tokens":0,"text_tokens":{output}"#)
+    };
+    format!(
+        r#"{{"completion_tokens":{output},"prompt_tokens":{prompt},"total_tokens":{},"completion_tokens_details":{{{details}}},"prompt_tokens_details":{{"cache_write_tokens":{cache_write},"cached_tokens":{cache_read},"text_tokens":{input},"cache_creation_tokens":{cache_write}}},"cache_creation_input_tokens":{cache_write},"cache_read_input_tokens":{cache_read}}}"#,
+        prompt + output
+    )
+}
+
+#[tokio::test]
+async fn chat_json_text_answer_exact_bytes() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some("Hello there".into()),
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let r = post(&gw, "/v1/chat/completions", &ask("claude", "Hi")).await;
+    assert_eq!(header(&r, "content-type"), Some("application/json"));
+    assert_eq!(header(&r, "x-litellm-model-group"), Some("claude"));
+    let (status, text) = read(r).await;
+    assert_eq!(status, 200);
+    // A new chatcmpl id, the alias as the model, no system_fingerprint,
+    // provider_specific_fields always there (1.4).
+    assert_eq!(
+        normalize(&text),
+        format!(
+            r#"{{"id":"chatcmpl-ID","created":0,"model":"claude","object":"chat.completion","choices":[{{"finish_reason":"stop","index":0,"message":{{"content":"Hello there","role":"assistant","provider_specific_fields":{{"citations":null,"thinking_blocks":null}}}}}}],"usage":{}}}"#,
+            usage(1, 0, 0, 2, "0")
+        )
+    );
+}
+
+#[tokio::test]
+async fn chat_json_thinking_tool_use_and_cache_usage_exact_bytes() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some("Rainy".into()),
+        thinking: Some("check the forecast".into()),
+        tool_use: Some(ToolUse {
+            name: "get_weather".into(),
+            input: json!({"city": "Paris"}),
+            id: Some("toolu_9".into()),
+            json_chunks: 0,
+        }),
+        cache_creation_input_tokens: 7,
+        cache_read_input_tokens: 100,
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let (status, text) = read(post(&gw, "/v1/chat/completions", &ask("claude", "Weather?")).await).await;
+    assert_eq!(status, 200, "{text}");
+    let blocks = r#"[{"type":"thinking","thinking":"check the forecast","signature":"mock-signature"}]"#;
+    // Thinking in reasoning_content and thinking_blocks; the tool call's
+    // index is its block's position (2); prompt_tokens = input + cache
+    // writes + cache reads; reasoning tokens unknown (null) with thinking.
+    assert_eq!(
+        normalize(&text),
+        format!(
+            r#"{{"id":"chatcmpl-ID","created":0,"model":"claude","object":"chat.completion","choices":[{{"finish_reason":"tool_calls","index":0,"message":{{"content":"Rainy","role":"assistant","tool_calls":[{{"index":2,"function":{{"arguments":"{{\"city\": \"Paris\"}}","name":"get_weather"}},"id":"toolu_9","type":"function"}}],"reasoning_content":"check the forecast","thinking_blocks":{blocks},"provider_specific_fields":{{"citations":null,"thinking_blocks":{blocks}}}}}}}],"usage":{}}}"#,
+            usage(1, 7, 100, 5, "null")
+        )
+    );
+}
+
+/// `data:` frames of a chat stream, each a chunk with id and created
+/// normalised.
+fn frames(text: &str) -> Vec<String> {
+    assert!(text.ends_with("\n\n"), "{text}");
+    let data = sse_data(text);
+    assert_eq!(
+        data.len(),
+        text.matches("\n\n").count(),
+        "only data frames: {text}"
+    );
+    data.iter().map(|d| normalize(d)).collect()
+}
+
+fn chunk(delta: &str, finish: &str) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-ID","object":"chat.completion.chunk","created":0,"model":"claude","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn chat_stream_text_and_include_usage_exact_bytes() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some("Hello there".into()),
+        chunks: 2,
+        cache_read_input_tokens: 4,
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let mut body = ask("claude", "Hi");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = post(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(header(&r, "content-type"), Some("text/event-stream"));
+    let (status, text) = read(r).await;
+    assert_eq!(status, 200);
+    // The upstream request is the JSON one plus "stream": true (P2).
+    assert_eq!(
+        only(&mock).body,
+        format!(
+            r#"{{"model":"{SONNET}","messages":[{{"role":"user","content":[{{"type":"text","text":"Hi"}}]}}],"max_tokens":64000,"stream":true}}"#
+        )
+    );
+    // message_start, content_block_start/stop, ping and message_stop show
+    // nothing; the first content chunk has the role; message_delta gives
+    // the finish_reason; the usage chunk (choices not empty) before [DONE].
+    assert_eq!(
+        frames(&text),
+        [
+            chunk(r#"{"role":"assistant","content":"Hello "}"#, "null"),
+            chunk(r#"{"content":"there"}"#, "null"),
+            chunk("{}", r#""stop""#),
+            format!(
+                r#"{{"id":"chatcmpl-ID","object":"chat.completion.chunk","created":0,"model":"claude","choices":[{{"index":0,"delta":{{}}}}],"usage":{}}}"#,
+                usage(1, 0, 4, 2, "0")
+            ),
+            "[DONE]".to_owned(),
+        ]
+    );
+
+    // Without include_usage: no usage chunk.
+    body.as_object_mut().unwrap().remove("stream_options");
+    let (_, text) = read(post(&gw, "/v1/chat/completions", &body).await).await;
+    assert_eq!(
+        frames(&text),
+        [
+            chunk(r#"{"role":"assistant","content":"Hello "}"#, "null"),
+            chunk(r#"{"content":"there"}"#, "null"),
+            chunk("{}", r#""stop""#),
+            "[DONE]".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn chat_stream_thinking_and_tool_use_exact_bytes() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some("Rainy".into()),
+        chunks: 1,
+        thinking: Some("check the forecast".into()),
+        tool_use: Some(ToolUse {
+            name: "get_weather".into(),
+            input: json!({"city": "Paris"}),
+            id: Some("toolu_9".into()),
+            json_chunks: 2,
+        }),
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let mut body = ask("claude", "Weather?");
+    body["stream"] = json!(true);
+    let (status, text) = read(post(&gw, "/v1/chat/completions", &body).await).await;
+    assert_eq!(status, 200, "{text}");
+    let thinking = |t: &str, sig: &str, role: &str| {
+        let block = format!(r#"[{{"type":"thinking","thinking":"{t}"{sig},"index":0}}]"#);
+        format!(
+            r#"{{{role}"reasoning_content":"{t}","thinking_blocks":{block},"provider_specific_fields":{{"thinking_blocks":{block}}}}}"#
+        )
+    };
+    let args = |a: &str| {
+        format!(r#"{{"tool_calls":[{{"function":{{"arguments":"{a}"}},"type":"function","index":0}}]}}"#)
+    };
+    assert_eq!(
+        frames(&text),
+        [
+            chunk(&thinking("check the", "", r#""role":"assistant","#), "null"),
+            chunk(&thinking(" forecast", "", ""), "null"),
+            chunk(
+                &thinking("", r#","signature":"mock-signature""#, ""),
+                "null"
+            ),
+            chunk(r#"{"content":"Rainy"}"#, "null"),
+            // The tool block opens with its id and name; it is tool 0 (tool
+            // blocks are counted, unlike the JSON answer's index).
+            chunk(
+                r#"{"tool_calls":[{"id":"toolu_9","function":{"arguments":"","name":"get_weather"},"type":"function","index":0}]}"#,
+                "null"
+            ),
+            // input_json_delta partials, without id or name.
+            chunk(&args(""), "null"),
+            chunk(&args(r#"{\"city\":"#), "null"),
+            chunk(&args(r#"\"Paris\"}"#), "null"),
+            chunk("{}", r#""tool_calls""#),
+            "[DONE]".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn finish_reasons_map_in_json_and_stream() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    for (stop, finish) in [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "stop"),
+    ] {
+        mock.set_options(AnthropicOptions {
+            stop_reason: Some(stop.into()),
+            ..AnthropicOptions::default()
+        });
+        let (status, v) = read_json(post(&gw, "/v1/chat/completions", &ask("claude", "Hi")).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(v["choices"][0]["finish_reason"], finish, "{stop}");
+        let mut body = ask("claude", "Hi");
+        body["stream"] = json!(true);
+        let (_, text) = read(post(&gw, "/v1/chat/completions", &body).await).await;
+        let finishes: Vec<Value> = sse_data(&text)
+            .iter()
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str::<Value>(d).unwrap()["choices"][0]["finish_reason"].clone())
+            .filter(|f| !f.is_null())
+            .collect();
+        assert_eq!(finishes, [json!(finish)], "{stop}: {text}");
+    }
+}
+
+/// A Messages request, compact, with text a decoder would rewrite
+/// (`\u00e9`) to show the bytes are kept.
+const MESSAGES_BODY: &str = r#"{"model":"claude","max_tokens":50,"system":"Be terse.","messages":[{"role":"user","content":"Caf\u00e9 open?"}],"temperature":0.5}"#;
+
+#[tokio::test]
+async fn messages_to_anthropic_json_is_the_answer_restamped() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        thinking: Some("hmm".into()),
+        cache_read_input_tokens: 3,
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let r = post_raw(&gw, "/v1/messages", MESSAGES_BODY).await;
+    assert_eq!(header(&r, "content-type"), Some("application/json"));
+    let (status, text) = read(r).await;
+    assert_eq!(status, 200, "{text}");
+    let got = only(&mock);
+    // The client's bytes, only the model swapped (P3), with the
+    // deployment's key and headers.
+    assert_eq!(
+        got.body,
+        MESSAGES_BODY.replace(r#""model":"claude""#, &format!(r#""model":"{SONNET}""#))
+    );
+    assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
+    assert_eq!(got.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(got.header("authorization"), None);
+    // Anthropic's answer, only the model restamped with the alias.
+    let upstream = String::from_utf8(got.response_body).unwrap();
+    let model = format!(r#""model":"{SONNET}""#);
+    assert_eq!(upstream.matches(&model).count(), 1);
+    assert_eq!(text, upstream.replace(&model, r#""model":"claude""#));
+}
+
+#[tokio::test]
+async fn messages_to_anthropic_stream_is_relayed_with_message_start_restamped() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        thinking: Some("hmm".into()),
+        tool_use: Some(ToolUse {
+            name: "lookup".into(),
+            input: json!({"q": "café"}),
+            id: None,
+            json_chunks: 3,
+        }),
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
+    let body = MESSAGES_BODY.replace(r#""temperature":0.5"#, r#""stream":true"#);
+    let r = post_raw(&gw, "/v1/messages", &body).await;
+    assert_eq!(header(&r, "content-type"), Some("text/event-stream"));
+    let (status, text) = read(r).await;
+    assert_eq!(status, 200, "{text}");
+    let got = only(&mock);
+    assert_eq!(
+        got.body,
+        body.replace(r#""model":"claude""#, &format!(r#""model":"{SONNET}""#))
+    );
+    // Every event as Anthropic sent it (ping included), message_start's
+    // model restamped (P4).
+    let upstream = String::from_utf8(got.response_body).unwrap();
+    assert!(upstream.starts_with("event: message_start\n"), "{upstream}");
+    let model = format!(r#""model":"{SONNET}""#);
+    assert_eq!(upstream.matches(&model).count(), 1);
+    assert_eq!(text, upstream.replace(&model, r#""model":"claude""#));
+}
+
+#[tokio::test]
+async fn messages_to_openai_json_is_translated() {
+    let up = MockUpstream::start(UpstreamOptions::default()).await;
+    let gw = start(&[gpt("gpt", &up)], "").await;
+    let body = MESSAGES_BODY.replace(r#""model":"claude""#, r#""model":"gpt""#);
+    let (status, text) = read(post_raw(&gw, "/v1/messages", &body).await).await;
+    assert_eq!(status, 200, "{text}");
+    let sent = up.requests().pop().unwrap();
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-upstream-secret"));
+    assert_eq!(
+        String::from_utf8(sent.body.to_vec()).unwrap(),
+        r#"{"model":"gpt-upstream","messages":[{"role":"system","content":"Be terse."},{"role":"user","content":"Café open?"}],"max_tokens":50,"temperature":0.5}"#
+    );
+    // P9's shape and key order; the mock echoes the last message.
+    assert_eq!(
+        text,
+        r#"{"id":"chatcmpl-mock-1","type":"message","role":"assistant","model":"gpt","stop_sequence":null,"usage":{"input_tokens":4,"output_tokens":2},"content":[{"type":"text","text":"Café open?"}],"stop_reason":"end_turn","stop_details":null}"#
+    );
+
+    // A tool call comes back as a tool_use block.
+    up.set_options(UpstreamOptions {
+        completion: Some(r#"{"id":"chatcmpl-t","object":"chat.completion","created":1,"model":"gpt-upstream","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_7","type":"function","function":{"name":"lookup","arguments":"{\"q\":\"x\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#.into()),
+        ..UpstreamOptions::default()
+    });
+    let (status, text) = read(post_raw(&gw, "/v1/messages", &body).await).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        text,
+        r#"{"id":"chatcmpl-t","type":"message","role":"assistant","model":"gpt","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":3},"content":[{"type":"tool_use","id":"call_7","name":"lookup","input":{"q":"x"}}],"stop_reason":"tool_use","stop_details":null}"#
+    );
+}
+
+#[tokio::test]
+async fn messages_to_openai_stream_is_translated() {
+    let up = MockUpstream::start(UpstreamOptions::default()).await;
+    let gw = start(&[gpt("gpt", &up)], "").await;
+    let body = MESSAGES_BODY
+        .replace(r#""model":"claude""#, r#""model":"gpt""#)
+        .replace(r#""temperature":0.5"#, r#""stream":true"#);
+    let r = post_raw(&gw, "/v1/messages", &body).await;
+    assert_eq!(header(&r, "content-type"), Some("text/event-stream"));
+    let (status, text) = read(r).await;
+    assert_eq!(status, 200, "{text}");
+    // The chat stream asks for usage, for the final message_delta.
+    assert_eq!(
+        String::from_utf8(up.requests().pop().unwrap().body.to_vec()).unwrap(),
+        r#"{"model":"gpt-upstream","messages":[{"role":"system","content":"Be terse."},{"role":"user","content":"Café open?"}],"max_tokens":50,"stream":true,"stream_options":{"include_usage":true}}"#
+    );
+    let event = |kind: &str, data: &str| format!("event: {kind}\ndata: {data}\n\n");
+    let delta = |t: &str| {
+        event(
+            "content_block_delta",
+            &format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{t}"}}}}"#),
+        )
+    };
+    let expected = [
+        event(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"chatcmpl-mock-1","type":"message","role":"assistant","content":[],"model":"gpt","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}}"#,
+        ),
+        event(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        delta("Café"),
+        delta(" op"),
+        delta("en?"),
+        event(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        event(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":4,"output_tokens":2}}"#,
+        ),
+        event("message_stop", r#"{"type":"message_stop"}"#),
+    ]
+    .concat();
+    assert_eq!(text, expected);
+}
