@@ -166,7 +166,10 @@ async fn the_request_carries_the_deployment_key_and_anthropic_headers_only() {
     let (status, text) = read(post(&gw, "/v1/chat/completions", &body).await).await;
     assert_eq!(status, 200, "{text}");
     let got = only(&mock);
-    assert_eq!((got.method.as_str(), got.path.as_str()), ("POST", "/v1/messages"));
+    assert_eq!(
+        (got.method.as_str(), got.path.as_str()),
+        ("POST", "/v1/messages")
+    );
     // P1's headers (no User-Agent: the gateway sends none to any provider).
     assert_eq!(
         header_names(&got),
@@ -368,9 +371,7 @@ async fn images_by_https_url_and_data_uri_and_http_refused() {
             {"type": "image_url", "image_url": {"url": url}}
         ]}]})
     };
-    let image = |source: Value| {
-        json!([{"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image", "source": source}]}])
-    };
+    let image = |source: Value| json!([{"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image", "source": source}]}]);
     let sent = sent_for(&gw, &mock, &with("https://example.com/cat.png")).await;
     assert_eq!(
         sent["messages"],
@@ -513,7 +514,8 @@ async fn tool_choice_and_parallel_tool_calls() {
 
 #[tokio::test]
 async fn response_format_native_or_as_a_forced_tool() {
-    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
     let mock = MockAnthropic::start(AnthropicOptions {
         reply: Some(String::new()),
         tool_use: Some(ToolUse {
@@ -559,7 +561,8 @@ async fn response_format_native_or_as_a_forced_tool() {
 
     // Otherwise the forced json_tool_call tool, whose input is the answer.
     mock.reset();
-    let (status, answer) = read_json(post(&gw, "/v1/chat/completions", &body("unknown")).await).await;
+    let (status, answer) =
+        read_json(post(&gw, "/v1/chat/completions", &body("unknown")).await).await;
     assert_eq!(status, 200, "{answer}");
     let got = only(&mock);
     assert_eq!(got.header("anthropic-beta"), None);
@@ -731,15 +734,17 @@ async fn anthropic_beta_merges_the_deployments_and_the_clients_once() {
     // The deployment's own, alone; its other extra headers go along.
     sent_for(&gw, &mock, &send("beta", None, false)).await;
     let got = only(&mock);
-    assert_eq!(
-        betas(&got),
-        ["files-api-2025-04-14,context-1m-2025-08-07"]
-    );
+    assert_eq!(betas(&got), ["files-api-2025-04-14,context-1m-2025-08-07"]);
     assert_eq!(got.header("x-team"), Some("blue"));
 
     // The client's (from the body's extra_headers), alone; nothing else of
     // its extra_headers is taken (it must not replace the key).
-    sent_for(&gw, &mock, &send("plain", Some("files-api-2025-04-14"), false)).await;
+    sent_for(
+        &gw,
+        &mock,
+        &send("plain", Some("files-api-2025-04-14"), false),
+    )
+    .await;
     let got = only(&mock);
     assert_eq!(betas(&got), ["files-api-2025-04-14"]);
     assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
@@ -760,7 +765,9 @@ async fn anthropic_beta_merges_the_deployments_and_the_clients_once() {
     let got = only(&mock);
     assert_eq!(
         betas(&got),
-        ["structured-outputs-2025-11-13,files-api-2025-04-14,context-1m-2025-08-07,interleaved-thinking-2025-05-14"]
+        [
+            "structured-outputs-2025-11-13,files-api-2025-04-14,context-1m-2025-08-07,interleaved-thinking-2025-05-14"
+        ]
     );
     assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
 }
@@ -822,9 +829,11 @@ async fn chat_json_thinking_tool_use_and_cache_usage_exact_bytes() {
     })
     .await;
     let gw = start(&[claude("claude", SONNET, &mock.url(), "")], "").await;
-    let (status, text) = read(post(&gw, "/v1/chat/completions", &ask("claude", "Weather?")).await).await;
+    let (status, text) =
+        read(post(&gw, "/v1/chat/completions", &ask("claude", "Weather?")).await).await;
     assert_eq!(status, 200, "{text}");
-    let blocks = r#"[{"type":"thinking","thinking":"check the forecast","signature":"mock-signature"}]"#;
+    let blocks =
+        r#"[{"type":"thinking","thinking":"check the forecast","signature":"mock-signature"}]"#;
     // Thinking in reasoning_content and thinking_blocks; the tool call's
     // index is its block's position (2); prompt_tokens = input + cache
     // writes + cache reads; reasoning tokens unknown (null) with thinking.
@@ -938,7 +947,9 @@ async fn chat_stream_thinking_and_tool_use_exact_bytes() {
         )
     };
     let args = |a: &str| {
-        format!(r#"{{"tool_calls":[{{"function":{{"arguments":"{a}"}},"type":"function","index":0}}]}}"#)
+        format!(
+            r#"{{"tool_calls":[{{"function":{{"arguments":"{a}"}},"type":"function","index":0}}]}}"#
+        )
     };
     assert_eq!(
         frames(&text),
@@ -981,7 +992,8 @@ async fn finish_reasons_map_in_json_and_stream() {
             stop_reason: Some(stop.into()),
             ..AnthropicOptions::default()
         });
-        let (status, v) = read_json(post(&gw, "/v1/chat/completions", &ask("claude", "Hi")).await).await;
+        let (status, v) =
+            read_json(post(&gw, "/v1/chat/completions", &ask("claude", "Hi")).await).await;
         assert_eq!(status, 200);
         assert_eq!(v["choices"][0]["finish_reason"], finish, "{stop}");
         let mut body = ask("claude", "Hi");
@@ -990,7 +1002,9 @@ async fn finish_reasons_map_in_json_and_stream() {
         let finishes: Vec<Value> = sse_data(&text)
             .iter()
             .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str::<Value>(d).unwrap()["choices"][0]["finish_reason"].clone())
+            .map(|d| {
+                serde_json::from_str::<Value>(d).unwrap()["choices"][0]["finish_reason"].clone()
+            })
             .filter(|f| !f.is_null())
             .collect();
         assert_eq!(finishes, [json!(finish)], "{stop}: {text}");
@@ -1072,7 +1086,10 @@ async fn messages_to_openai_json_is_translated() {
     let (status, text) = read(post_raw(&gw, "/v1/messages", &body).await).await;
     assert_eq!(status, 200, "{text}");
     let sent = up.requests().pop().unwrap();
-    assert_eq!(sent.header("authorization"), Some("Bearer sk-upstream-secret"));
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer sk-upstream-secret")
+    );
     assert_eq!(
         String::from_utf8(sent.body.to_vec()).unwrap(),
         r#"{"model":"gpt-upstream","messages":[{"role":"system","content":"Be terse."},{"role":"user","content":"Café open?"}],"max_tokens":50,"temperature":0.5}"#
@@ -1116,7 +1133,9 @@ async fn messages_to_openai_stream_is_translated() {
     let delta = |t: &str| {
         event(
             "content_block_delta",
-            &format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{t}"}}}}"#),
+            &format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{t}"}}}}"#
+            ),
         )
     };
     let expected = [
@@ -1143,4 +1162,788 @@ async fn messages_to_openai_stream_is_translated() {
     ]
     .concat();
     assert_eq!(text, expected);
+}
+
+// ---- 3. errors and routing (spec 1.6, 1.7) ----
+
+fn failing(failure: Failure) -> AnthropicOptions {
+    AnthropicOptions {
+        failure: Some(failure),
+        ..AnthropicOptions::default()
+    }
+}
+
+const OVERLOADED: &str =
+    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+
+/// LiteLLM's chat error body.
+fn envelope(message: &str, kind: Option<&str>, code: u16) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code.to_string()}})
+}
+
+fn hdr(r: &reqwest::Response, name: &str) -> String {
+    header(r, name).unwrap_or_default().to_owned()
+}
+
+fn messages_body(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 50, "messages": [user("hello world")]})
+}
+
+#[tokio::test]
+async fn overloaded_529_is_retried_on_both_routes() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "router_settings:\n  num_retries: 2\n  allowed_fails: 1000\n",
+    )
+    .await;
+    for (path, body) in [
+        ("/v1/chat/completions", ask("claude", "hello world")),
+        ("/v1/messages", messages_body("claude")),
+    ] {
+        mock.reset();
+        mock.set_options(AnthropicOptions {
+            failure: Some(Failure::Overloaded),
+            fail_first: Some(2),
+            ..AnthropicOptions::default()
+        });
+        let r = post(&gw, path, &body).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(hdr(&r, "x-litellm-attempted-retries"), "2", "{path}");
+        assert_eq!(mock.request_count(), 3, "{path}");
+        // Each attempt sent the same request.
+        let bodies: Vec<_> = mock.requests().into_iter().map(|r| r.body).collect();
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn overloaded_529_counts_toward_cooldown() {
+    let bad = MockAnthropic::start(failing(Failure::Overloaded)).await;
+    let good = MockAnthropic::start(AnthropicOptions::default()).await;
+    let id = |id: &str| format!("    model_info:\n      id: {id}\n");
+    let gw = start(
+        &[
+            claude("claude", SONNET, &bad.url(), &id("bad")),
+            claude("claude", SONNET, &good.url(), &id("good")),
+        ],
+        "router_settings:\n  num_retries: 1\n  allowed_fails: 2\n  cooldown_time: 60\n",
+    )
+    .await;
+    // Until bad has failed twice it keeps being picked now and then; each
+    // failure is retried on good.
+    for _ in 0..200 {
+        let r = post(&gw, "/v1/chat/completions", &ask("claude", "hi")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(hdr(&r, "x-litellm-model-id"), "good");
+        if bad.request_count() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(bad.request_count(), 2);
+    for _ in 0..30 {
+        let r = post(&gw, "/v1/messages", &messages_body("claude")).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(bad.request_count(), 2, "cooling down: skipped");
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics.contains("gateway_cooldowns_total{model_group=\"claude\",deployment=\"bad\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried_and_keeps_litellms_shape_on_both_routes() {
+    let mock = MockAnthropic::start(failing(Failure::InvalidRequest {
+        message: "messages: roles must alternate".into(),
+    }))
+    .await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "router_settings:\n  num_retries: 3\n  allowed_fails: 1000\n",
+    )
+    .await;
+    let raw = r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate"}}"#;
+    let message = format!("litellm.BadRequestError: AnthropicException - {raw}");
+
+    let r = post(&gw, "/v1/chat/completions", &ask("claude", "hi")).await;
+    assert_eq!(hdr(&r, "x-litellm-attempted-retries"), "0");
+    let (status, body) = read_json(r).await;
+    assert_eq!(status, 400);
+    assert_eq!(body, envelope(&message, Some("invalid_request_error"), 400));
+    assert_eq!(mock.request_count(), 1, "attempted once (P5)");
+
+    mock.reset();
+    let (status, body) = read_json(post(&gw, "/v1/messages", &messages_body("claude")).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}})
+    );
+    assert_eq!(mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn upstream_error_shapes_on_both_routes() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "router_settings:\n  allowed_fails: 1000\n",
+    )
+    .await;
+    let rate = r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#;
+    let too_long = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 211234 tokens > 200000 maximum"}}"#;
+    let cases = [
+        (
+            Failure::Overloaded,
+            500,
+            format!("litellm.InternalServerError: AnthropicError - {OVERLOADED}"),
+            Some("internal_server_error"),
+            "api_error",
+        ),
+        (
+            Failure::RateLimited {
+                retry_after: Some(7),
+            },
+            429,
+            format!("litellm.RateLimitError: AnthropicException - {rate}"),
+            Some("throttling_error"),
+            "rate_limit_error",
+        ),
+        (
+            Failure::PromptTooLong,
+            400,
+            format!(
+                "litellm.ContextWindowExceededError: litellm.BadRequestError: AnthropicError - {too_long}"
+            ),
+            Some("invalid_request_error"),
+            "invalid_request_error",
+        ),
+        (
+            Failure::Status {
+                status: 503,
+                body: r#"{"type":"error","error":{"type":"api_error","message":"down"}}"#.into(),
+                retry_after: None,
+            },
+            503,
+            r#"litellm.ServiceUnavailableError: AnthropicException - {"type":"error","error":{"type":"api_error","message":"down"}}. Handle with `litellm.ServiceUnavailableError`."#.into(),
+            None,
+            "api_error",
+        ),
+    ];
+    for (failure, status, message, chat_type, messages_type) in cases {
+        mock.set_options(failing(failure.clone()));
+        let r = post(&gw, "/v1/chat/completions", &ask("claude", "hi")).await;
+        let retry_after = hdr(&r, "retry-after");
+        let (got, body) = read_json(r).await;
+        assert_eq!(got, status, "{failure:?}");
+        assert_eq!(body, envelope(&message, chat_type, status), "{failure:?}");
+        if status == 429 {
+            assert_eq!(retry_after, "7");
+        }
+
+        let r = post(&gw, "/v1/messages", &messages_body("claude")).await;
+        let (got, body) = read_json(r).await;
+        assert_eq!(got, status, "{failure:?}");
+        assert_eq!(
+            body,
+            json!({"type": "error", "error": {"type": messages_type, "message": message}}),
+            "{failure:?}"
+        );
+    }
+}
+
+/// `text` up to (excluding) the frame that carries `needle`, and that frame.
+fn split_at_frame<'a>(text: &'a str, needle: &str) -> (&'a str, &'a str) {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {text}"));
+    let start = text[..at].rfind("\n\n").map_or(0, |i| i + 2);
+    (&text[..start], &text[start..])
+}
+
+#[tokio::test]
+async fn a_stream_error_event_mid_stream() {
+    // message_start, ping, content_block_start, one delta, then `error`.
+    let mock = MockAnthropic::start(failing(Failure::StreamError { after: 4 })).await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "router_settings:\n  num_retries: 2\n  allowed_fails: 1000\n",
+    )
+    .await;
+
+    // Chat: what came, then LiteLLM's 500 (the status has gone out) as an
+    // error frame, no [DONE]; a started stream is not retried.
+    let mut body = ask("claude", "one two three");
+    body["stream"] = json!(true);
+    let (status, text) = read(post(&gw, "/v1/chat/completions", &body).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.request_count(), 1);
+    let data = sse_data(&text);
+    assert_eq!(
+        normalize(&data[0]),
+        chunk(r#"{"role":"assistant","content":"one t"}"#, "null")
+    );
+    assert_eq!(data.len(), 2, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&data[1]).unwrap(),
+        envelope(
+            "litellm.InternalServerError: AnthropicError - Overloaded",
+            Some("internal_server_error"),
+            500
+        )
+    );
+
+    // Messages: the upstream's own error event, relayed, ends the stream.
+    mock.reset();
+    let mut body = messages_body("claude");
+    body["stream"] = json!(true);
+    let (status, text) = read(post(&gw, "/v1/messages", &body).await).await;
+    assert_eq!(status, 200);
+    let upstream = String::from_utf8(only(&mock).response_body).unwrap();
+    assert_eq!(
+        text,
+        upstream.replace(&format!(r#""model":"{SONNET}""#), r#""model":"claude""#)
+    );
+    assert!(
+        text.ends_with(&format!("event: error\ndata: {OVERLOADED}\n\n")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_cut_stream_ends_with_an_error() {
+    let mock = MockAnthropic::start(failing(Failure::CloseAfter { after: 4 })).await;
+    let up = MockUpstream::start(UpstreamOptions {
+        failure: Some(upstream::Failure::CloseAfter { chunks: 2 }),
+        ..UpstreamOptions::default()
+    })
+    .await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), ""), gpt("gpt", &up)],
+        "",
+    )
+    .await;
+
+    // Chat: the content so far, then an error frame instead of [DONE].
+    let mut body = ask("claude", "one two three");
+    body["stream"] = json!(true);
+    let (status, text) = read(post(&gw, "/v1/chat/completions", &body).await).await;
+    assert_eq!(status, 200);
+    let data = sse_data(&text);
+    assert_eq!(data.len(), 2, "{text}");
+    assert_eq!(
+        normalize(&data[0]),
+        chunk(r#"{"role":"assistant","content":"one t"}"#, "null")
+    );
+    let err: Value = serde_json::from_str(&data[1]).unwrap();
+    assert_eq!(err["error"]["code"], "502", "{err}");
+    assert_eq!(err["error"]["type"], "upstream_error", "{err}");
+
+    // Messages to Anthropic: the events so far, then an `error` event.
+    let mut body = messages_body("claude");
+    body["stream"] = json!(true);
+    let (status, text) = read(post(&gw, "/v1/messages", &body).await).await;
+    assert_eq!(status, 200);
+    let upstream = String::from_utf8(mock.requests().pop().unwrap().response_body).unwrap();
+    let relayed = upstream.replace(&format!(r#""model":"{SONNET}""#), r#""model":"claude""#);
+    let (before, last) = split_at_frame(&text, "event: error");
+    assert_eq!(before, relayed);
+    let data: Value = serde_json::from_str(
+        last.strip_prefix("event: error\ndata: ")
+            .unwrap()
+            .trim_end(),
+    )
+    .unwrap();
+    assert_eq!(data["type"], "error");
+    assert_eq!(data["error"]["type"], "api_error", "{data}");
+    assert!(last.ends_with("\n\n"));
+
+    // Messages to OpenAI: the translated events so far, then `error`.
+    body["model"] = json!("gpt");
+    let (status, text) = read(post(&gw, "/v1/messages", &body).await).await;
+    assert_eq!(status, 200);
+    let (before, last) = split_at_frame(&text, "event: error");
+    assert!(before.starts_with("event: message_start\n"), "{text}");
+    assert!(!before.contains("message_stop"), "{text}");
+    let data: Value = serde_json::from_str(
+        last.strip_prefix("event: error\ndata: ")
+            .unwrap()
+            .trim_end(),
+    )
+    .unwrap();
+    assert_eq!(data["error"]["type"], "api_error", "{data}");
+}
+
+#[tokio::test]
+async fn a_hung_upstream_times_out() {
+    let mock = MockAnthropic::start(failing(Failure::Hang)).await;
+    let gw = start(
+        &[claude(
+            "claude",
+            SONNET,
+            &mock.url(),
+            "      timeout: 0.5\n",
+        )],
+        "router_settings:\n  allowed_fails: 1000\n",
+    )
+    .await;
+    let message = "the upstream for model 'claude' timed out after 0.5s";
+    for stream in [false, true] {
+        let mut body = ask("claude", "hi");
+        body["stream"] = json!(stream);
+        let started = std::time::Instant::now();
+        let (status, v) = read_json(post(&gw, "/v1/chat/completions", &body).await).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(status, 504, "stream {stream}");
+        assert_eq!(v, envelope(message, Some("timeout"), 504));
+
+        let mut body = messages_body("claude");
+        body["stream"] = json!(stream);
+        let (status, v) = read_json(post(&gw, "/v1/messages", &body).await).await;
+        assert_eq!(status, 504);
+        assert_eq!(
+            v,
+            json!({"type": "error", "error": {"type": "timeout_error", "message": message}})
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_stream_ends_with_an_error_event() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        chunk_interval_ms: 3000,
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(
+        &[claude(
+            "claude",
+            SONNET,
+            &mock.url(),
+            "      stream_timeout: 0.5\n",
+        )],
+        "",
+    )
+    .await;
+    let mut body = messages_body("claude");
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let (status, text) = read(post(&gw, "/v1/messages", &body).await).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(status, 200);
+    let (before, last) = split_at_frame(&text, "event: error");
+    assert!(before.starts_with("event: message_start\n"), "{text}");
+    assert_eq!(
+        last,
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"timeout_error\",\"message\":\"the upstream stalled for more than 0.5s\"}}\n\n"
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_without_a_key_is_answered_401() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let yaml = format!(
+        "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/{SONNET}\n      api_base: {}\ngeneral_settings:\n  master_key: {CLIENT_KEY}\n",
+        mock.url()
+    );
+    // Blank in the overlay hides whatever the test process has.
+    let env = gateway::config::Env::default()
+        .with("ANTHROPIC_API_KEY", "")
+        .with("ANTHROPIC_AUTH_TOKEN", "");
+    let gw = gateway_with_env(&yaml, &env).await;
+    let message = "litellm.AuthenticationError: Missing Anthropic API Key - A call is being made to anthropic but no key is set either in the environment variables or via params. Please set `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN` in your environment vars";
+    let (status, v) =
+        read_json(post(&gw, "/v1/chat/completions", &ask("claude", "hi")).await).await;
+    assert_eq!(status, 401);
+    assert_eq!(v, envelope(message, None, 401));
+    let (status, v) = read_json(post(&gw, "/v1/messages", &messages_body("claude")).await).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        v,
+        json!({"type": "error", "error": {"type": "authentication_error", "message": message}})
+    );
+    let mut count = messages_body("claude");
+    count.as_object_mut().unwrap().remove("max_tokens");
+    let (status, _) = read(post(&gw, "/v1/messages/count_tokens", &count).await).await;
+    assert_eq!(status, 401);
+    assert_eq!(mock.request_count(), 0);
+    assert!(mock.requests().is_empty());
+}
+
+#[tokio::test]
+async fn fallbacks_between_anthropic_and_openai_groups_both_ways() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some("from claude".into()),
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let up = MockUpstream::start(UpstreamOptions {
+        reply: Some("from gpt".into()),
+        ..UpstreamOptions::default()
+    })
+    .await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), ""), gpt("gpt", &up)],
+        "router_settings:\n  allowed_fails: 1000\n  fallbacks: [{claude: [gpt]}, {gpt: [claude]}]\n",
+    )
+    .await;
+    let gpt_down = || UpstreamOptions {
+        failure: Some(upstream::Failure::Status {
+            status: 500,
+            body: r#"{"error":{"message":"down","type":"server_error","param":null,"code":null}}"#
+                .into(),
+            retry_after: None,
+        }),
+        ..UpstreamOptions::default()
+    };
+
+    // Anthropic overloaded → the OpenAI group, on chat and on messages.
+    mock.set_options(failing(Failure::Overloaded));
+    let r = post(&gw, "/v1/chat/completions", &ask("claude", "hi")).await;
+    assert_eq!(hdr(&r, "x-litellm-attempted-fallbacks"), "1");
+    assert_eq!(hdr(&r, "x-litellm-model-group"), "gpt");
+    let (status, v) = read_json(r).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], "from gpt");
+    let r = post(&gw, "/v1/messages", &messages_body("claude")).await;
+    assert_eq!(hdr(&r, "x-litellm-model-group"), "gpt");
+    let (status, v) = read_json(r).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"], json!([{"type": "text", "text": "from gpt"}]));
+    // The OpenAI deployment got a chat body (translated from Messages).
+    let sent = up.requests().pop().unwrap().json();
+    assert_eq!(sent["model"], "gpt-upstream");
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": "hello world"}])
+    );
+    assert_eq!(mock.request_count(), 2);
+
+    // OpenAI down → the Anthropic group, on chat and on messages.
+    mock.set_options(AnthropicOptions {
+        reply: Some("from claude".into()),
+        ..AnthropicOptions::default()
+    });
+    mock.reset();
+    up.set_options(gpt_down());
+    let r = post(&gw, "/v1/chat/completions", &ask("gpt", "hi")).await;
+    assert_eq!(hdr(&r, "x-litellm-attempted-fallbacks"), "1");
+    assert_eq!(hdr(&r, "x-litellm-model-group"), "claude");
+    let (status, v) = read_json(r).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    // The answering group's name, as LiteLLM stamps the fallback's call.
+    assert_eq!(v["model"], "claude");
+    assert_eq!(v["choices"][0]["message"]["content"], "from claude");
+    assert_eq!(only(&mock).json()["model"], SONNET);
+    mock.reset();
+    let r = post(&gw, "/v1/messages", &messages_body("gpt")).await;
+    assert_eq!(hdr(&r, "x-litellm-model-group"), "claude");
+    let (status, v) = read_json(r).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["content"],
+        json!([{"type": "text", "text": "from claude"}])
+    );
+    // The Anthropic deployment got the client's Messages body, model swapped.
+    assert_eq!(
+        only(&mock).json(),
+        json!({"model": SONNET, "max_tokens": 50, "messages": [user("hello world")]})
+    );
+}
+
+/// `x-ratelimit-remaining-tokens` of a response.
+fn remaining(r: &reqwest::Response) -> u64 {
+    hdr(r, "x-ratelimit-remaining-tokens").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_keys_tpm_limit_counts_anthropics_usage() {
+    // Input: the mock counts words; cache tokens come on top.
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some("a b c".into()),
+        cache_creation_input_tokens: 7,
+        cache_read_input_tokens: 100,
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let up = MockUpstream::start(UpstreamOptions::default()).await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), ""), gpt("gpt", &up)],
+        "virtual_keys:\n  - key: sk-tpm\n    tpm_limit: 100000\n",
+    )
+    .await;
+    let send = |path: &'static str, body: Value| {
+        let url = format!("{}{path}", gw.url());
+        async move {
+            client()
+                .post(url)
+                .bearer_auth("sk-tpm")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // hello world (2) + 7 + 100 in, a b c (3) out.
+    let per_call = 2 + 7 + 100 + 3;
+    let mut streamed_chat = ask("claude", "hello world");
+    streamed_chat["stream"] = json!(true);
+    let mut streamed_messages = messages_body("claude");
+    streamed_messages["stream"] = json!(true);
+    let cases = [
+        (
+            "/v1/chat/completions",
+            ask("claude", "hello world"),
+            per_call,
+        ),
+        ("/v1/chat/completions", streamed_chat, per_call),
+        ("/v1/messages", messages_body("claude"), per_call),
+        ("/v1/messages", streamed_messages, per_call),
+        // The OpenAI mock: 2 in, 2 out (the echo).
+        ("/v1/messages", messages_body("gpt"), 4),
+    ];
+    let r = send("/v1/chat/completions", ask("gpt", "x")).await;
+    let mut left = remaining(&r);
+    r.text().await.unwrap();
+    left -= 2; // "x" in, "x" out
+    for (path, body, used) in cases {
+        let r = send(path, body.clone()).await;
+        assert_eq!(remaining(&r), left, "{path} {body}");
+        let (status, text) = read(r).await;
+        assert_eq!(status, 200, "{text}");
+        left -= used;
+    }
+    let r = send("/v1/chat/completions", ask("gpt", "x")).await;
+    assert_eq!(remaining(&r), left);
+}
+
+#[tokio::test]
+#[ignore = "bug: the usage chunk the gateway asks an anthropic/ deployment for reaches the client (meter::usage_only wants empty choices; the translation writes LiteLLM's [{index:0,delta:{}}])"]
+async fn a_usage_chunk_the_gateway_asked_for_is_kept_from_the_client() {
+    let mock = MockAnthropic::start(AnthropicOptions {
+        reply: Some("a b c".into()),
+        ..AnthropicOptions::default()
+    })
+    .await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "virtual_keys:\n  - key: sk-tpm\n    tpm_limit: 100000\n",
+    )
+    .await;
+    let mut body = ask("claude", "hello world");
+    body["stream"] = json!(true);
+    let send = || {
+        client()
+            .post(format!("{}/v1/chat/completions", gw.url()))
+            .bearer_auth("sk-tpm")
+            .json(&body)
+            .send()
+    };
+    let (status, text) = read(send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    // The key's limit needs the tokens, so the gateway asked for them...
+    assert_eq!(mock.requests()[0].json()["stream"], true);
+    let r = send().await.unwrap();
+    assert_eq!(remaining(&r), 100_000 - (2 + 3));
+    r.text().await.unwrap();
+    // ...but the client did not: it gets the stream it would get without
+    // the limit (as it does from an OpenAI deployment).
+    assert_eq!(
+        frames(&text),
+        [
+            chunk(r#"{"role":"assistant","content":"a "}"#, "null"),
+            chunk(r#"{"content":"b "}"#, "null"),
+            chunk(r#"{"content":"c"}"#, "null"),
+            chunk("{}", r#""stop""#),
+            "[DONE]".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn past_the_tpm_limit_messages_get_anthropics_429() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "virtual_keys:\n  - key: sk-tpm\n    tpm_limit: 5\n",
+    )
+    .await;
+    let send = || {
+        client()
+            .post(format!("{}/v1/messages", gw.url()))
+            .header("x-api-key", "sk-tpm")
+            .json(&messages_body("claude"))
+            .send()
+    };
+    // hello world in, hello world out: 4 tokens, then over 5.
+    assert_eq!(send().await.unwrap().status(), 200);
+    assert_eq!(send().await.unwrap().status(), 200);
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(header(&r, "retry-after").is_some());
+    assert_eq!(hdr(&r, "x-ratelimit-remaining-tokens"), "0");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test]
+async fn x_api_key_authenticates_messages_and_is_not_forwarded() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), "")],
+        "virtual_keys:\n  - key: sk-claude-code\n",
+    )
+    .await;
+    let send = |key: Option<&str>| {
+        let mut req = client()
+            .post(format!("{}/v1/messages", gw.url()))
+            .header("anthropic-version", "2023-06-01")
+            .json(&messages_body("claude"));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        req.send()
+    };
+    // As Claude clients send it.
+    let r = send(Some("sk-claude-code")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = only(&mock);
+    assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
+    for (k, v) in &got.headers {
+        assert!(!v.contains("sk-claude-code"), "client key forwarded in {k}");
+    }
+    assert_eq!(got.header("authorization"), None);
+
+    // No key, or a wrong one: Anthropic's 401.
+    for key in [None, Some("sk-wrong")] {
+        let (status, v) = read_json(send(key).await.unwrap()).await;
+        assert_eq!(status, 401, "{key:?}");
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "authentication_error");
+    }
+    assert_eq!(mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_clients_anthropic_beta_header_reaches_an_anthropic_deployment() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let up = MockUpstream::start(UpstreamOptions::default()).await;
+    let extra = "      extra_headers:\n        anthropic-beta: files-api-2025-04-14\n";
+    let gw = start(
+        &[
+            claude("claude", SONNET, &mock.url(), extra),
+            claude("plain", SONNET, &mock.url(), ""),
+            gpt("gpt", &up),
+        ],
+        "",
+    )
+    .await;
+    let send = |model: &str, betas: &[&str]| {
+        let mut req = client()
+            .post(format!("{}/v1/messages", gw.url()))
+            .bearer_auth(CLIENT_KEY)
+            .json(&messages_body(model));
+        for b in betas {
+            req = req.header("anthropic-beta", *b);
+        }
+        req.send()
+    };
+    let betas = |r: &Recorded| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k == "anthropic-beta")
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(
+        send("plain", &["interleaved-thinking-2025-05-14"])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(betas(&only(&mock)), ["interleaved-thinking-2025-05-14"]);
+
+    // Merged with the deployment's, every value once, in one header.
+    mock.reset();
+    let r = send(
+        "claude",
+        &[
+            "context-1m-2025-08-07,files-api-2025-04-14",
+            "interleaved-thinking-2025-05-14",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        betas(&only(&mock)),
+        ["files-api-2025-04-14,context-1m-2025-08-07,interleaved-thinking-2025-05-14"]
+    );
+
+    // An OpenAI deployment has no use for it.
+    assert_eq!(
+        send("gpt", &["files-api-2025-04-14"])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(up.requests()[0].header("anthropic-beta"), None);
+}
+
+#[tokio::test]
+async fn count_tokens_forwarded_to_anthropic_and_estimated_otherwise() {
+    let mock = MockAnthropic::start(AnthropicOptions::default()).await;
+    let up = MockUpstream::start(UpstreamOptions::default()).await;
+    let gw = start(
+        &[claude("claude", SONNET, &mock.url(), ""), gpt("gpt", &up)],
+        "",
+    )
+    .await;
+    let body = r#"{"model":"claude","system":"Be terse.","messages":[{"role":"user","content":"how many tokens is this"}],"tools":[{"name":"t","input_schema":{"type":"object"}}]}"#;
+    let r = client()
+        .post(format!("{}/v1/messages/count_tokens", gw.url()))
+        .bearer_auth(CLIENT_KEY)
+        .header("anthropic-beta", "token-counting-2024-11-01")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, text) = read(r).await;
+    assert_eq!(status, 200, "{text}");
+    let got = only(&mock);
+    assert_eq!(got.path, "/v1/messages/count_tokens");
+    assert_eq!(
+        got.body,
+        body.replace(r#""model":"claude""#, &format!(r#""model":"{SONNET}""#))
+    );
+    assert_eq!(got.header("x-api-key"), Some(DEPLOYMENT_KEY));
+    assert_eq!(got.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        got.header("anthropic-beta"),
+        Some("token-counting-2024-11-01")
+    );
+    assert_eq!(got.header("authorization"), None);
+    // Anthropic's answer as it came (the mock counts 2 + 5 words).
+    assert_eq!(text, String::from_utf8(got.response_body).unwrap());
+    assert_eq!(text, r#"{"input_tokens":7}"#);
+
+    // An OpenAI model: a local estimate, one token per 4 bytes of system,
+    // messages and tools as sent; nothing goes upstream.
+    let body = body.replace(r#""model":"claude""#, r#""model":"gpt""#);
+    let (status, text) = read(post_raw(&gw, "/v1/messages/count_tokens", &body).await).await;
+    assert_eq!(status, 200);
+    let size = r#""Be terse.""#.len()
+        + r#"[{"role":"user","content":"how many tokens is this"}]"#.len()
+        + r#"[{"name":"t","input_schema":{"type":"object"}}]"#.len();
+    assert_eq!(text, format!(r#"{{"input_tokens":{}}}"#, size.div_ceil(4)));
+    assert_eq!(up.request_count(), 0);
 }
