@@ -1294,6 +1294,9 @@ async fn upstream_error_shapes_on_both_routes() {
     .await;
     let rate = r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#;
     let too_long = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 211234 tokens > 200000 maximum"}}"#;
+    // On /v1/messages the status and Anthropic's type for it (P5: a 529 is
+    // a 500 api_error), with LiteLLM's message: an Anthropic deployment's
+    // error body is not passed through as it came.
     let cases = [
         (
             Failure::Overloaded,
