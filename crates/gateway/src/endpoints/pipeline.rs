@@ -74,6 +74,9 @@ pub(super) struct Meta {
     pub(super) upstream_wait: Duration,
     /// `x-ratelimit-*` for a key with limits.
     pub(super) rate_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers of the upstream's answer for the client (where the key's
+    /// own limits say nothing).
+    pub(super) upstream_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// One request of `api`, start to finish: the response, errors included
@@ -143,6 +146,9 @@ pub async fn respond(
         h.insert(APPLIED_GUARDRAILS, v);
     }
     for (name, value) in meta.rate_headers.drain(..) {
+        h.entry(name).or_insert(value);
+    }
+    for (name, value) in meta.upstream_headers.drain(..) {
         h.entry(name).or_insert(value);
     }
     let overhead = ctx.started.elapsed().saturating_sub(meta.upstream_wait);
@@ -412,7 +418,7 @@ pub(super) async fn call(
         meta.fallbacks = r.fallbacks;
         in_flight = r.in_flight;
     }
-    let (upstream, during_names, sockets) = match joined {
+    let (mut upstream, during_names, sockets) = match joined {
         Ok(v) => v,
         Err((name, e)) => {
             if let (Some(name), Error::GuardrailBlocked(_)) = (&name, &e) {
@@ -424,6 +430,7 @@ pub(super) async fn call(
     for name in &during_names {
         meta.applied.add(name);
     }
+    meta.upstream_headers = std::mem::take(&mut upstream.headers);
     Ok(Called {
         upstream,
         sockets,

@@ -17,6 +17,7 @@ pub fn respond(text: &str, model: &str, stream: bool) -> UpstreamResponse {
     if stream {
         let frames = stream_frames(&id, created, model, text);
         return UpstreamResponse {
+            headers: vec![],
             status: StatusCode::OK,
             body: UpstreamBody::Stream(Box::pin(futures_util::stream::iter(
                 frames.into_iter().map(Ok),
@@ -38,6 +39,7 @@ pub fn respond(text: &str, model: &str, stream: bool) -> UpstreamResponse {
             "usage": {"prompt_tokens": 10, "completion_tokens": words(text), "total_tokens": 10 + words(text)}
         });
         UpstreamResponse {
+            headers: vec![],
             status: StatusCode::OK,
             body: UpstreamBody::Full(Bytes::from(body.to_string())),
         }

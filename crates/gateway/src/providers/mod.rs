@@ -140,6 +140,9 @@ pub fn speaks_messages(d: &Deployment) -> bool {
 pub struct UpstreamResponse {
     pub status: StatusCode,
     pub body: UpstreamBody,
+    /// Headers of the upstream's answer the client gets too (Anthropic's
+    /// rate limits, as `x-ratelimit-*`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 pub enum UpstreamBody {
@@ -253,6 +256,10 @@ pub async fn send(
     if !status.is_success() {
         return Err(upstream_error(d, response, deadline, reading).await);
     }
+    let headers = match d.flavor {
+        Flavor::Anthropic => anthropic::response::ratelimit_headers(response.headers()),
+        _ => vec![],
+    };
     // The declared length, as the body knows it (whatever the transport).
     let declared = response
         .body()
@@ -267,6 +274,7 @@ pub async fn send(
             Err(_) => Err(timed_out(d, timeout)),
             Ok(Ok(body)) => Ok(UpstreamResponse {
                 status,
+                headers,
                 body: UpstreamBody::Full(match answer {
                     Answer::AsIs => body,
                     _ => provider.map_answer(d, &answer, alias, &reading.secrets, body)?,
@@ -284,6 +292,7 @@ pub async fn send(
     let body = body.map_err(move |e| broke_off(&model, &e));
     Ok(UpstreamResponse {
         status,
+        headers,
         body: UpstreamBody::Stream(match answer {
             Answer::AsIs => Box::pin(body),
             _ => provider.map_stream(d, answer, alias, &reading.secrets, Box::pin(body)),

@@ -35,8 +35,6 @@ pub struct Usage {
 struct WithUsage {
     #[serde(default)]
     usage: Option<Usage>,
-    #[serde(default)]
-    choices: Option<Vec<serde::de::IgnoredAny>>,
 }
 
 /// The `usage` of a completion body.
@@ -219,11 +217,29 @@ fn stream_usage(data: &[u8]) -> Option<Usage> {
     usage_of(data)
 }
 
-/// The final usage chunk has no choices.
+/// The final usage chunk: no choices (OpenAI's), or only choices with an
+/// empty delta and no finish_reason (LiteLLM's, which the `anthropic/`
+/// translation writes).
 fn usage_only(data: &[u8]) -> bool {
-    serde_json::from_slice::<WithUsage>(data)
-        .ok()
-        .is_some_and(|c| c.choices.is_none_or(|c| c.is_empty()))
+    #[derive(Deserialize)]
+    struct Chunk {
+        #[serde(default)]
+        choices: Option<Vec<Choice>>,
+    }
+    #[derive(Deserialize)]
+    struct Choice {
+        #[serde(default)]
+        delta: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default)]
+        finish_reason: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Chunk>(data).ok().is_some_and(|c| {
+        c.choices.is_none_or(|choices| {
+            choices
+                .iter()
+                .all(|c| c.finish_reason.is_none() && c.delta.as_ref().is_none_or(|d| d.is_empty()))
+        })
+    })
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -255,7 +271,15 @@ mod tests {
         assert_eq!(usage_of(br#"{"usage":null}"#), None);
         assert_eq!(usage_of(br#"{"id":"x"}"#), None);
         assert!(usage_only(br#"{"choices":[],"usage":{}}"#));
-        assert!(!usage_only(br#"{"choices":[{"index":0}],"usage":{}}"#));
+        assert!(!usage_only(
+            br#"{"choices":[{"index":0,"delta":{"content":"x"}}],"usage":{}}"#
+        ));
+        assert!(!usage_only(
+            br#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{}}"#
+        ));
+        assert!(usage_only(
+            br#"{"choices":[{"index":0,"delta":{}}],"usage":{}}"#
+        ));
         assert_eq!(stream_usage(br#"{"choices":[{"delta":{}}]}"#), None);
     }
 }

@@ -93,7 +93,12 @@ async fn count(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
         .guardrails
         .iter()
         .flatten()
-        .chain(parsed.metadata.iter().flat_map(|m| m.guardrails.iter().flatten()))
+        .chain(
+            parsed
+                .metadata
+                .iter()
+                .flat_map(|m| m.guardrails.iter().flatten()),
+        )
         .cloned()
         .collect();
     let guarded = !state.guardrails.select(&caller, &requested)?.is_empty();

@@ -9,9 +9,11 @@
 //! 404 `not_found_error`, 413 `request_too_large`, 429 `rate_limit_error`,
 //! 504 `timeout_error`, 529 `overloaded_error`, every other 5xx (502
 //! included) `api_error`. A guardrail block is a 400 carrying the vendor's
-//! detection message unchanged. An upstream error already in Anthropic's
-//! shape (an Anthropic deployment's 529) passes through as it came (its
-//! secrets already masked); an OpenAI-shaped one gives its message.
+//! detection message unchanged. An upstream error gives its message: an
+//! Anthropic deployment's error arrives as LiteLLM's (the provider maps it,
+//! a 529 to a 500 `api_error` as LiteLLM answers), an OpenAI-shaped one as
+//! it came; an error body already in Anthropic's shape would pass through
+//! as it is (its secrets masked).
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};

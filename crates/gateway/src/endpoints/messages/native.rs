@@ -4,6 +4,7 @@
 //! `usage`, and a stream relayed event by event.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +17,7 @@ use super::error;
 use super::response::json_str;
 use crate::body::BodyStream;
 use crate::endpoints::chat::meter::{Accounting, Usage};
-use crate::error::{Error, fmt_secs};
+use crate::error::{Error, Secrets, fmt_secs};
 use crate::sse;
 
 fn not_a_message() -> Error {
@@ -182,8 +183,16 @@ struct Event<'a> {
 /// name), under the `event:` line of its type; tokens counted from
 /// `message_start` and `message_delta`; a stall past `idle`, an event over
 /// the SSE bound or a broken upstream ends it with an `error` event.
-pub fn relay(body: BodyStream, model: String, idle: Duration, acct: Accounting) -> BodyStream {
+pub fn relay(
+    body: BodyStream,
+    model: String,
+    idle: Duration,
+    acct: Accounting,
+    secrets: Arc<Secrets>,
+) -> BodyStream {
     struct State {
+        /// Masked out of the upstream's own `error` event.
+        secrets: Arc<Secrets>,
         body: BodyStream,
         parser: sse::Parser,
         model: String,
@@ -246,7 +255,7 @@ pub fn relay(body: BodyStream, model: String, idle: Duration, acct: Accounting) 
                         // The upstream's own error event, relayed; the
                         // stream ends with it.
                         self.done = true;
-                        out.extend_from_slice(&data);
+                        out.extend_from_slice(&self.secrets.scrub(data.clone()));
                     }
                     _ => out.extend_from_slice(&data),
                 }
@@ -267,6 +276,7 @@ pub fn relay(body: BodyStream, model: String, idle: Duration, acct: Accounting) 
         }
     }
     let state = State {
+        secrets,
         body,
         parser: sse::Parser::default(),
         model,

@@ -141,7 +141,8 @@ pub(in crate::endpoints) async fn handle(
         UpstreamBody::Stream(body) => {
             let idle = state.router.idle_timeout(&member.d);
             if native && called.sockets.is_empty() {
-                let body = native::relay(body, model.to_owned(), idle, acct);
+                let secrets = state.router.reading().secrets.clone();
+                let body = native::relay(body, model.to_owned(), idle, acct, secrets);
                 return Ok(sse_response(status, body));
             }
             let (body, usage) = if native {
@@ -151,8 +152,8 @@ pub(in crate::endpoints) async fn handle(
                     ..Default::default()
                 };
                 let secrets = state.router.reading().secrets.clone();
-                let t = anthropic::stream::Translator::new(model, context, secrets)
-                    .keep_upstream_id();
+                let t =
+                    anthropic::stream::Translator::new(model, context, secrets).keep_upstream_id();
                 let chunks: BodyStream = Box::pin(anthropic::stream::translate(body, t, |_| {}));
                 (chunks, UsageChunk::Forward)
             } else {
