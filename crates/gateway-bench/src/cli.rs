@@ -24,13 +24,14 @@ pub(crate) struct Cli {
     /// Scenarios to run, comma-separated (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) scenarios: Vec<Scenario>,
-    /// Delay of the mock upstream before each response head, in ms.
+    /// Delay of the mock upstreams (OpenAI and Anthropic) before each
+    /// response head, in ms.
     #[arg(long, default_value_t = 0)]
     pub(crate) upstream_latency_ms: u64,
-    /// Content chunks per streamed answer.
+    /// Content chunks per streamed answer (text deltas on `/v1/messages`).
     #[arg(long, default_value_t = 8)]
     pub(crate) chunks: usize,
-    /// Delay of the mock upstream between stream frames, in ms (0: the whole
+    /// Delay of the mock upstreams between stream frames, in ms (0: the whole
     /// stream is written at once, so time to first chunk is about the total).
     #[arg(long, default_value_t = 0)]
     pub(crate) chunk_interval_ms: u64,
@@ -97,10 +98,30 @@ pub(crate) enum Scenario {
     /// answer relayed through Aim's websocket.
     #[value(name = "stream_post")]
     StreamPost,
+    /// `POST /v1/messages` straight to the mock Anthropic (the messages
+    /// baseline).
+    #[value(name = "messages_direct")]
+    MessagesDirect,
+    /// `POST /v1/messages` through the gateway to an `anthropic/`
+    /// deployment: the body passes through with the model swapped, the
+    /// answer comes back restamped.
+    #[value(name = "messages")]
+    Messages,
+    /// The same with an Aim pre_call guardrail.
+    #[value(name = "messages_pre_call")]
+    MessagesPreCall,
+    /// A `/v1/messages` stream straight to the mock Anthropic (the messages
+    /// stream baseline).
+    #[value(name = "messages_stream_direct")]
+    MessagesStreamDirect,
+    /// A `/v1/messages` stream through the gateway to an `anthropic/`
+    /// deployment, relayed event by event.
+    #[value(name = "messages_stream")]
+    MessagesStream,
 }
 
 impl Scenario {
-    pub(crate) const ALL: [Scenario; 7] = [
+    pub(crate) const ALL: [Scenario; 12] = [
         Scenario::Direct,
         Scenario::Gateway,
         Scenario::PreCall,
@@ -108,6 +129,11 @@ impl Scenario {
         Scenario::StreamDirect,
         Scenario::Stream,
         Scenario::StreamPost,
+        Scenario::MessagesDirect,
+        Scenario::Messages,
+        Scenario::MessagesPreCall,
+        Scenario::MessagesStreamDirect,
+        Scenario::MessagesStream,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -119,24 +145,55 @@ impl Scenario {
             Scenario::StreamDirect => "stream_direct",
             Scenario::Stream => "stream",
             Scenario::StreamPost => "stream_post",
+            Scenario::MessagesDirect => "messages_direct",
+            Scenario::Messages => "messages",
+            Scenario::MessagesPreCall => "messages_pre_call",
+            Scenario::MessagesStreamDirect => "messages_stream_direct",
+            Scenario::MessagesStream => "messages_stream",
         }
     }
 
     pub(crate) fn uses_gateway(self) -> bool {
-        !matches!(self, Scenario::Direct | Scenario::StreamDirect)
+        !matches!(
+            self,
+            Scenario::Direct
+                | Scenario::StreamDirect
+                | Scenario::MessagesDirect
+                | Scenario::MessagesStreamDirect
+        )
+    }
+
+    /// Anthropic's Messages API (`/v1/messages`, an `anthropic/`
+    /// deployment) rather than OpenAI's chat.
+    pub(crate) fn messages(self) -> bool {
+        matches!(
+            self,
+            Scenario::MessagesDirect
+                | Scenario::Messages
+                | Scenario::MessagesPreCall
+                | Scenario::MessagesStreamDirect
+                | Scenario::MessagesStream
+        )
     }
 
     pub(crate) fn streaming(self) -> bool {
         matches!(
             self,
-            Scenario::Stream | Scenario::StreamDirect | Scenario::StreamPost
+            Scenario::Stream
+                | Scenario::StreamDirect
+                | Scenario::StreamPost
+                | Scenario::MessagesStreamDirect
+                | Scenario::MessagesStream
         )
     }
 
     pub(crate) fn guardrail(self) -> bool {
         matches!(
             self,
-            Scenario::PreCall | Scenario::PrePost | Scenario::StreamPost
+            Scenario::PreCall
+                | Scenario::PrePost
+                | Scenario::StreamPost
+                | Scenario::MessagesPreCall
         )
     }
 
@@ -152,9 +209,14 @@ impl Scenario {
     /// The scenario whose latency is subtracted to get the gateway's cost.
     pub(crate) fn baseline(self) -> Option<Scenario> {
         match self {
-            Scenario::Direct | Scenario::StreamDirect => None,
+            Scenario::Direct
+            | Scenario::StreamDirect
+            | Scenario::MessagesDirect
+            | Scenario::MessagesStreamDirect => None,
             Scenario::Stream | Scenario::StreamPost => Some(Scenario::StreamDirect),
-            _ => Some(Scenario::Direct),
+            Scenario::Messages | Scenario::MessagesPreCall => Some(Scenario::MessagesDirect),
+            Scenario::MessagesStream => Some(Scenario::MessagesStreamDirect),
+            Scenario::Gateway | Scenario::PreCall | Scenario::PrePost => Some(Scenario::Direct),
         }
     }
 }

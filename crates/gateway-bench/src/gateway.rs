@@ -46,6 +46,7 @@ impl Gateway {
         scenario: Scenario,
         upstream: &str,
         aim: &str,
+        anthropic: &str,
     ) -> Result<Gateway, String> {
         let mut last_err = String::new();
         // A free port is found by binding port 0 and letting it go; another
@@ -61,13 +62,20 @@ impl Gateway {
                 std::process::id(),
                 scenario.name()
             ));
+            // One deployment per config, so a chat row's config is what it
+            // was before the messages scenarios existed.
+            let (model, api_base) = if scenario.messages() {
+                ("anthropic/bench-claude", anthropic)
+            } else {
+                ("openai/bench-model", upstream)
+            };
             let yaml = format!(
                 "model_list:\n\
                  \x20 - model_name: bench-model\n\
                  \x20   litellm_params:\n\
-                 \x20     model: openai/bench-model\n\
+                 \x20     model: {model}\n\
                  \x20     api_key: bench\n\
-                 \x20     api_base: {upstream}\n\
+                 \x20     api_base: {api_base}\n\
                  guardrails:\n\
                  \x20 - guardrail_name: aim-bench\n\
                  \x20   litellm_params:\n\

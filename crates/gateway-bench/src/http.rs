@@ -226,20 +226,53 @@ impl Conn {
     }
 }
 
-/// A complete POST, built once.
+/// The text every benchmark request sends (and the echo mocks answer).
+pub(crate) const PROMPT: &str = "hello there, this is a benchmark request";
+
+/// A complete chat POST, built once.
 pub(crate) fn chat_request(addr: SocketAddr, path: &str, stream: bool, guardrail: bool) -> Vec<u8> {
-    let mut body = String::from(
-        r#"{"model":"bench-model","messages":[{"role":"user","content":"hello there, this is a benchmark request"}]"#,
+    let body = format!(
+        r#"{{"model":"bench-model","messages":[{{"role":"user","content":"{PROMPT}"}}]{}}}"#,
+        options(stream, guardrail)
     );
+    post(addr, path, "", &body)
+}
+
+/// A complete `/v1/messages` POST, built once, with the headers a Claude
+/// client sends (the mock Anthropic requires them, as Anthropic does; the
+/// gateway, without keys configured, ignores them).
+pub(crate) fn messages_request(
+    addr: SocketAddr,
+    path: &str,
+    stream: bool,
+    guardrail: bool,
+) -> Vec<u8> {
+    let body = format!(
+        r#"{{"model":"bench-model","max_tokens":256,"messages":[{{"role":"user","content":"{PROMPT}"}}]{}}}"#,
+        options(stream, guardrail)
+    );
+    post(
+        addr,
+        path,
+        "anthropic-version: 2023-06-01\r\nx-api-key: bench\r\n",
+        &body,
+    )
+}
+
+fn options(stream: bool, guardrail: bool) -> String {
+    let mut out = String::new();
     if stream {
-        body.push_str(r#","stream":true"#);
+        out.push_str(r#","stream":true"#);
     }
     if guardrail {
-        body.push_str(r#","guardrails":["aim-bench"]"#);
+        out.push_str(r#","guardrails":["aim-bench"]"#);
     }
-    body.push('}');
+    out
+}
+
+fn post(addr: SocketAddr, path: &str, headers: &str, body: &str) -> Vec<u8> {
     format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: */*\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: */*\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()

@@ -7,6 +7,8 @@ pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     pub(crate) request: Arc<[u8]>,
     pub(crate) streaming: bool,
+    /// What the preflight answer must contain.
+    pub(crate) expect: &'static [&'static str],
 }
 
 /// One connection, requests back to back until `until`; only requests that

@@ -1,10 +1,10 @@
 //! `gateway-bench`: load-tests the gateway on one machine.
 //!
-//! It starts a mock OpenAI upstream and a mock Aim in this process (recording
-//! off), runs the real `gateway` binary as a separate process (so its RSS is
-//! its own), and drives load with N workers, each on ONE persistent
-//! keep-alive HTTP/1.1 connection (concurrency = connections), for a fixed
-//! time per concurrency level.
+//! It starts a mock OpenAI upstream, a mock Anthropic and a mock Aim in this
+//! process (recording off), runs the real `gateway` binary as a separate
+//! process (so its RSS is its own), and drives load with N workers, each on
+//! ONE persistent keep-alive HTTP/1.1 connection (concurrency =
+//! connections), for a fixed time per concurrency level.
 //!
 //! ```sh
 //! cargo build --release
@@ -12,6 +12,7 @@
 //! cargo run --release --bin gateway-bench -- --soak 10 --scenario pre_call --concurrency 64
 //! cargo run --release --bin gateway-bench -- --scenarios stream_direct,stream --chunk-interval-ms 5
 //! cargo run --release --bin gateway-bench -- --soak 10 --scenario stream_post --chunks 2048 --aim-answer-interval-ms 1
+//! cargo run --release --bin gateway-bench -- --scenarios messages_direct,messages,messages_stream_direct,messages_stream --concurrency 64
 //! ```
 //!
 //! Scenarios: `direct` (straight to the mock upstream, the baseline),
@@ -20,7 +21,12 @@
 //! (SSE through the gateway and straight to the upstream, with time to first
 //! body chunk), `stream_post` (SSE relayed through an Aim post_call
 //! guardrail's websocket; with `--aim-answer-interval-ms`, against a slow
-//! Aim, which makes a soak of it a leak test of the relay). Every scenario × concurrency cell runs on a freshly started
+//! Aim, which makes a soak of it a leak test of the relay); and for
+//! Anthropic's Messages API, `messages_direct` and `messages_stream_direct`
+//! (straight to the mock Anthropic, the baselines), `messages`,
+//! `messages_pre_call` and `messages_stream` (`POST /v1/messages` through
+//! the gateway to an `anthropic/` deployment: the passthrough). Every
+//! scenario × concurrency cell runs on a freshly started
 //! gateway, so the peak RSS (VmHWM) reported is that cell's own.
 //!
 //! The HTTP client is a small hand-written HTTP/1.1 one over
@@ -41,6 +47,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use gateway_mock::aim::{AimMode, AimOptions, MockAim};
+use gateway_mock::anthropic::{AnthropicOptions, MockAnthropic};
 use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -175,12 +182,21 @@ async fn run(cli: Cli) -> Result<(), String> {
         ..AimOptions::default()
     })
     .await;
+    let anthropic = MockAnthropic::start(AnthropicOptions {
+        chunks: cli.chunks.max(1),
+        latency_ms: cli.upstream_latency_ms,
+        chunk_interval_ms: cli.chunk_interval_ms,
+        record: false,
+        ..AnthropicOptions::default()
+    })
+    .await;
     let mut env = Env {
         bin: bin.clone(),
         busy_poll_us: cli.busy_poll_us,
         runtime: cli.runtime.clone(),
         upstream,
         aim,
+        anthropic,
         ticks: clock_ticks(),
         spawns: Vec::new(),
     };
@@ -282,7 +298,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         println!();
         println!(
-            "latencies in ms; +p50/+p99: minus the baseline at the same concurrency (direct; stream_direct for stream);"
+            "latencies in ms; +p50/+p99: minus the baseline at the same concurrency (direct; stream_direct for stream*;\nmessages_direct and messages_stream_direct for messages*);"
         );
         println!(
             "% base: req/s as a % of the baseline's; ttft: time to the first body chunk; errors: non-2xx or transport;"
@@ -540,6 +556,22 @@ mod tests {
             gateway: None,
             bench_cpu_pct: 0.0,
             first_error: None,
+        }
+    }
+
+    /// A scenario through the gateway is compared with going direct over
+    /// the same API, streaming or not, and only baselines have none.
+    #[test]
+    fn baselines_match_their_scenario() {
+        for s in Scenario::ALL {
+            match s.baseline() {
+                None => assert!(!s.uses_gateway(), "{}", s.name()),
+                Some(b) => {
+                    assert!(s.uses_gateway() && !b.uses_gateway(), "{}", s.name());
+                    assert_eq!(b.messages(), s.messages(), "{}", s.name());
+                    assert_eq!(b.streaming(), s.streaming(), "{}", s.name());
+                }
+            }
         }
     }
 

@@ -8,6 +8,8 @@ pub(crate) struct Env {
     pub(crate) runtime: Option<String>,
     pub(crate) upstream: MockUpstream,
     pub(crate) aim: MockAim,
+    /// The Messages API, for the `messages*` scenarios.
+    pub(crate) anthropic: MockAnthropic,
     pub(crate) ticks: f64,
     /// (startup, idle RSS) of every gateway spawned.
     pub(crate) spawns: Vec<(Duration, u64)>,
@@ -15,14 +17,40 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) fn target(&self, scenario: Scenario, gateway: Option<&Gateway>) -> Target {
-        let (addr, path) = match gateway {
-            Some(g) => (g.addr, "/v1/chat/completions"),
-            None => (self.upstream.addr(), "/v1/chat/completions"),
+        let (stream, guardrail) = (scenario.streaming(), scenario.guardrail());
+        if scenario.messages() {
+            let addr = gateway.map_or(self.anthropic.addr(), |g| g.addr);
+            // Through the gateway the answer says the model the client
+            // asked for (the upstream's says `bench-claude`).
+            let expect: &'static [&'static str] = match (stream, gateway.is_some()) {
+                (false, false) => &["\"type\":\"message\"", PROMPT],
+                (false, true) => &["\"type\":\"message\"", PROMPT, "\"model\":\"bench-model\""],
+                (true, false) => &["event: message_start", "event: message_stop"],
+                (true, true) => &[
+                    "event: message_start",
+                    "event: message_stop",
+                    "\"model\":\"bench-model\"",
+                ],
+            };
+            return Target {
+                addr,
+                request: messages_request(addr, "/v1/messages", stream, guardrail).into(),
+                streaming: stream,
+                expect,
+            };
+        }
+        let addr = gateway.map_or(self.upstream.addr(), |g| g.addr);
+        // A stream splits the echoed text over several chunks.
+        let expect: &'static [&'static str] = if stream {
+            &["\"chat.completion.chunk\"", "data: [DONE]"]
+        } else {
+            &["\"chat.completion\"", PROMPT]
         };
         Target {
             addr,
-            request: chat_request(addr, path, scenario.streaming(), scenario.guardrail()).into(),
-            streaming: scenario.streaming(),
+            request: chat_request(addr, "/v1/chat/completions", stream, guardrail).into(),
+            streaming: stream,
+            expect,
         }
     }
 
@@ -40,6 +68,7 @@ impl Env {
             scenario,
             &self.upstream.url(),
             &self.aim.url(),
+            &self.anthropic.url(),
         )
         .await?;
         self.spawns.push((gw.startup, gw.idle_rss_kb));
@@ -59,16 +88,7 @@ pub(crate) async fn preflight(target: &Target) -> Result<(), String> {
         .await
         .map_err(|e| format!("preflight request: {e}"))?;
     let text = String::from_utf8_lossy(&body);
-    // A stream splits the echoed text over several chunks.
-    let expected: &[&str] = if target.streaming {
-        &["\"chat.completion.chunk\"", "data: [DONE]"]
-    } else {
-        &[
-            "\"chat.completion\"",
-            "hello there, this is a benchmark request",
-        ]
-    };
-    if reply.status != 200 || !expected.iter().all(|e| text.contains(e)) {
+    if reply.status != 200 || !target.expect.iter().all(|e| text.contains(e)) {
         return Err(format!(
             "preflight: unexpected answer (HTTP {}): {}",
             reply.status,
