@@ -50,10 +50,12 @@ impl<'de> Deserialize<'de> for Members<'de> {
 }
 
 /// `object` (a JSON object) with its top-level `model` replaced by `model`;
-/// every other member keeps its bytes and its place.
-fn restamp(object: &[u8], model: &str) -> Result<Vec<u8>, Error> {
+/// every other member keeps its bytes and its place. Its `usage`, read in
+/// the same pass (an unreadable one counts as none, as a missing one).
+fn restamp(object: &[u8], model: &str) -> Result<(Option<Tokens>, Vec<u8>), Error> {
     let Members(members) = serde_json::from_slice(object).map_err(|_| not_a_message())?;
     let mut out = Vec::with_capacity(object.len() + model.len());
+    let mut tokens = None;
     out.push(b'{');
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
@@ -61,14 +63,17 @@ fn restamp(object: &[u8], model: &str) -> Result<Vec<u8>, Error> {
         }
         json_str(&mut out, k);
         out.push(b':');
-        if k == "model" {
-            json_str(&mut out, model);
-        } else {
-            out.extend_from_slice(v.get().as_bytes());
+        match k.as_ref() {
+            "model" => json_str(&mut out, model),
+            "usage" => {
+                tokens = serde_json::from_str::<Option<Tokens>>(v.get()).ok().flatten();
+                out.extend_from_slice(v.get().as_bytes());
+            }
+            _ => out.extend_from_slice(v.get().as_bytes()),
         }
     }
     out.push(b'}');
-    Ok(out)
+    Ok((tokens, out))
 }
 
 /// Anthropic's token counts, as the gateway counts them (spec anthropic.md
@@ -127,11 +132,8 @@ struct WithTokens {
 
 /// A whole answer: its tokens, and the body the client gets.
 pub fn answer(body: &[u8], model: &str) -> Result<(Option<Usage>, Vec<u8>), Error> {
-    let usage = serde_json::from_slice::<WithTokens>(body)
-        .ok()
-        .and_then(|w| w.usage)
-        .map(|t| t.usage());
-    Ok((usage, restamp(body, model)?))
+    let (tokens, out) = restamp(body, model)?;
+    Ok((tokens.map(|t| t.usage()), out))
 }
 
 /// The first block of an answer that the post_call check, which reads the
@@ -358,7 +360,7 @@ fn restamp_start(data: &[u8], model: &str) -> Result<Vec<u8>, Error> {
         json_str(&mut out, k);
         out.push(b':');
         if k == "message" {
-            out.extend_from_slice(&restamp(v.get().as_bytes(), model)?);
+            out.extend_from_slice(&restamp(v.get().as_bytes(), model)?.1);
         } else {
             out.extend_from_slice(v.get().as_bytes());
         }
