@@ -66,7 +66,9 @@ fn restamp(object: &[u8], model: &str) -> Result<(Option<Tokens>, Vec<u8>), Erro
         match k.as_ref() {
             "model" => json_str(&mut out, model),
             "usage" => {
-                tokens = serde_json::from_str::<Option<Tokens>>(v.get()).ok().flatten();
+                tokens = serde_json::from_str::<Option<Tokens>>(v.get())
+                    .ok()
+                    .flatten();
                 out.extend_from_slice(v.get().as_bytes());
             }
             _ => out.extend_from_slice(v.get().as_bytes()),
