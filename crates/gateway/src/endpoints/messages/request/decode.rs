@@ -80,57 +80,10 @@ fn slot<E: de::Error>(
     Ok(Some(i))
 }
 
-/// Visits a value completely: strings and keys decoded (so invalid Unicode
-/// is an error), nesting bounded.
-#[derive(Clone, Copy)]
-struct Walk {
-    /// The nesting level of the container the value is in.
-    depth: usize,
-}
-
-impl Walk {
-    fn enter<E: de::Error>(self) -> Result<Walk, E> {
-        if self.depth + 1 > MAX_DEPTH {
-            return Err(E::custom(TOO_DEEP));
-        }
-        Ok(Walk {
-            depth: self.depth + 1,
-        })
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Walk {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Walk {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    scalars!(());
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let inner = self.enter()?;
-        while seq.next_element_seed(inner)?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let inner = self.enter()?;
-        while map.next_key::<Str>()?.is_some() {
-            map.next_value_seed(inner)?;
-        }
-        Ok(())
-    }
-}
+/// The walker of every value a seed does not keep (strings and keys
+/// decoded, so invalid Unicode is an error; nesting bounded): the one the
+/// chat decoder uses.
+use crate::wire::json::Checked as Walk;
 
 /// Any value, walked completely; kept when a string.
 #[derive(Debug, Default)]

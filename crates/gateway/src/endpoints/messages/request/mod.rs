@@ -40,12 +40,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::value::RawValue;
 
 use crate::error::Error;
-use crate::wire::json::{self as message, MAX_DEPTH, Str, folded};
+use crate::wire::json::{self as message, Str, folded};
 
 /// LiteLLM's route name, which prefixes its own errors for this route.
 pub const ROUTE: &str = "anthropic_messages";
-
-const TOO_DEEP: &str = "the JSON is nested deeper than 64 levels";
 
 /// Fields only the gateway reads; never forwarded.
 const GATEWAY_ONLY: &[&str] = &["guardrails"];

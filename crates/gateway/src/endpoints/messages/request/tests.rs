@@ -3,6 +3,7 @@
 use super::*;
 use crate::guardrails::inspect::Conversation;
 use crate::wire::ChatRequest;
+use crate::wire::json::MAX_DEPTH;
 
 fn parse(body: &str) -> MessagesRequest<'_> {
     MessagesRequest::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"))
