@@ -49,13 +49,14 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
-/// `object` (a JSON object) with its top-level `model` replaced by `model`;
-/// every other member keeps its bytes and its place. Its `usage`, read in
-/// the same pass (an unreadable one counts as none, as a missing one).
-fn restamp(object: &[u8], model: &str) -> Result<(Option<Tokens>, Vec<u8>), Error> {
+/// `object` (a JSON object) rewritten member by member: each key as it
+/// was, its value as `value` writes it (given the key and the value's bytes).
+fn members(
+    object: &[u8],
+    mut value: impl FnMut(&str, &str, &mut Vec<u8>) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
     let Members(members) = serde_json::from_slice(object).map_err(|_| not_a_message())?;
-    let mut out = Vec::with_capacity(object.len() + model.len());
-    let mut tokens = None;
+    let mut out = Vec::with_capacity(object.len() + 64);
     out.push(b'{');
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
@@ -63,18 +64,28 @@ fn restamp(object: &[u8], model: &str) -> Result<(Option<Tokens>, Vec<u8>), Erro
         }
         json_str(&mut out, k);
         out.push(b':');
-        match k.as_ref() {
-            "model" => json_str(&mut out, model),
-            "usage" => {
-                tokens = serde_json::from_str::<Option<Tokens>>(v.get())
-                    .ok()
-                    .flatten();
-                out.extend_from_slice(v.get().as_bytes());
-            }
-            _ => out.extend_from_slice(v.get().as_bytes()),
-        }
+        value(k, v.get(), &mut out)?;
     }
     out.push(b'}');
+    Ok(out)
+}
+
+/// `object` (a JSON object) with its top-level `model` replaced by `model`;
+/// every other member keeps its bytes and its place. Its `usage`, read in
+/// the same pass (an unreadable one counts as none, as a missing one).
+fn restamp(object: &[u8], model: &str) -> Result<(Option<Tokens>, Vec<u8>), Error> {
+    let mut tokens = None;
+    let out = members(object, |k, v, out| {
+        match k {
+            "model" => json_str(out, model),
+            "usage" => {
+                tokens = serde_json::from_str::<Option<Tokens>>(v).ok().flatten();
+                out.extend_from_slice(v.as_bytes());
+            }
+            _ => out.extend_from_slice(v.as_bytes()),
+        }
+        Ok(())
+    })?;
     Ok((tokens, out))
 }
 
@@ -352,23 +363,14 @@ pub fn relay(
 
 /// A `message_start` event's data with `message.model` replaced.
 fn restamp_start(data: &[u8], model: &str) -> Result<Vec<u8>, Error> {
-    let Members(members) = serde_json::from_slice(data).map_err(|_| not_a_message())?;
-    let mut out = Vec::with_capacity(data.len() + model.len());
-    out.push(b'{');
-    for (i, (k, v)) in members.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json_str(&mut out, k);
-        out.push(b':');
+    members(data, |k, v, out| {
         if k == "message" {
-            out.extend_from_slice(&restamp(v.get().as_bytes(), model)?.1);
+            out.extend_from_slice(&restamp(v.as_bytes(), model)?.1);
         } else {
-            out.extend_from_slice(v.get().as_bytes());
+            out.extend_from_slice(v.as_bytes());
         }
-    }
-    out.push(b'}');
-    Ok(out)
+        Ok(())
+    })
 }
 
 #[cfg(test)]
