@@ -8,16 +8,29 @@ pub mod coalesce;
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use crate::error::Error;
+use crate::error::{Error, fmt_secs};
 
 /// A response body as it arrives.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+
+/// The next piece of an upstream body, waiting at most `idle` for it: a
+/// stall past `idle` is an [`Error::UpstreamTimeout`] item.
+pub async fn next_within(body: &mut BodyStream, idle: Duration) -> Option<Result<Bytes, Error>> {
+    match tokio::time::timeout(idle, body.next()).await {
+        Ok(next) => next,
+        Err(_) => Some(Err(Error::UpstreamTimeout(format!(
+            "the upstream stalled for more than {}s",
+            fmt_secs(idle)
+        )))),
+    }
+}
 
 /// Read the request body once, refusing it past `limit` bytes.
 pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Error> {

@@ -12,12 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::body::BodyStream;
+use crate::body::{BodyStream, next_within};
 use crate::error::Error;
-use crate::error::fmt_secs;
 use crate::limits::{GlobalPermit, KeyLimiter, KeyPermit};
 use crate::metrics::{DeploymentStats, Gauge};
 use crate::router::{InFlight, Member};
@@ -128,18 +126,7 @@ pub fn meter(body: BodyStream, usage: UsageChunk, idle: Duration, acct: Accounti
             if st.done {
                 return None;
             }
-            let next = match tokio::time::timeout(st.idle, st.body.next()).await {
-                Err(_) => {
-                    st.done = true;
-                    let e = Error::UpstreamTimeout(format!(
-                        "the upstream stalled for more than {}s",
-                        fmt_secs(st.idle)
-                    ));
-                    return Some((Err(e), st));
-                }
-                Ok(next) => next,
-            };
-            let chunk = match next {
+            let chunk = match next_within(&mut st.body, st.idle).await {
                 None => {
                     st.done = true;
                     if st.usage == UsageChunk::Strip {

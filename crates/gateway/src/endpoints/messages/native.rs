@@ -8,16 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error;
 use super::response::json_str;
-use crate::body::BodyStream;
+use crate::body::{BodyStream, next_within};
 use crate::endpoints::chat::meter::{Accounting, Usage};
-use crate::error::{Error, Secrets, fmt_secs};
+use crate::error::{Error, Secrets};
 use crate::sse;
 
 fn not_a_message() -> Error {
@@ -307,19 +306,8 @@ pub fn relay(
             if st.done {
                 return None;
             }
-            let next = match tokio::time::timeout(st.idle, st.body.next()).await {
-                Err(_) => {
-                    let e = Error::UpstreamTimeout(format!(
-                        "the upstream stalled for more than {}s",
-                        fmt_secs(st.idle)
-                    ));
-                    let frame = st.fail(&e);
-                    return Some((Ok(frame), st));
-                }
-                Ok(next) => next,
-            };
             let mut events = vec![];
-            match next {
+            match next_within(&mut st.body, st.idle).await {
                 None => {
                     st.parser.finish(&mut events);
                     let out = st.frames(events);
