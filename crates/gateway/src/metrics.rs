@@ -83,7 +83,25 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-const ROUTE: &str = "/v1/chat/completions";
+/// The route a request came in on, as the `route` label shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Route {
+    /// `/v1/chat/completions` (and its aliases).
+    Chat,
+    /// `/v1/messages` (and `/messages`).
+    Messages,
+}
+
+impl Route {
+    const ALL: [Route; 2] = [Route::Chat, Route::Messages];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Chat => "/v1/chat/completions",
+            Route::Messages => "/v1/messages",
+        }
+    }
+}
 
 const BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -164,9 +182,11 @@ impl std::ops::AddAssign for Snapshot {
 pub struct DeploymentStats {
     pub group: String,
     pub id: String,
-    /// (status, count): a handful of distinct statuses, one short lock.
-    statuses: Mutex<Vec<(u16, u64)>>,
-    duration: Histogram,
+    /// (route, status, count): a handful of distinct statuses, one short
+    /// lock.
+    statuses: Mutex<Vec<(Route, u16, u64)>>,
+    /// By route, in the order of [`Route::ALL`].
+    duration: [Histogram; Route::ALL.len()],
     upstream: Histogram,
     first_token: Histogram,
     tokens_in: AtomicU64,
@@ -175,14 +195,17 @@ pub struct DeploymentStats {
 
 impl DeploymentStats {
     /// A response head went out.
-    pub fn request(&self, status: u16, took: Duration) {
+    pub fn request(&self, route: Route, status: u16, took: Duration) {
         let mut s = lock(&self.statuses);
-        match s.iter_mut().find(|(code, _)| *code == status) {
-            Some((_, n)) => *n += 1,
-            None => s.push((status, 1)),
+        match s
+            .iter_mut()
+            .find(|(r, code, _)| (*r, *code) == (route, status))
+        {
+            Some((_, _, n)) => *n += 1,
+            None => s.push((route, status, 1)),
         }
         drop(s);
-        self.duration.observe(took);
+        self.duration[route as usize].observe(took);
     }
 
     pub fn upstream(&self, took: Duration) {
@@ -229,8 +252,8 @@ impl GuardrailStats {
 struct Registry {
     counters: BTreeMap<(&'static str, String), u64>,
     /// Request durations of requests refused before a deployment was
-    /// chosen, by model group ("" when none was resolved).
-    unrouted: BTreeMap<String, Snapshot>,
+    /// chosen, by route and model group ("" when none was resolved).
+    unrouted: BTreeMap<(Route, String), Snapshot>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -291,7 +314,7 @@ impl Metrics {
             group: group.to_owned(),
             id: id.to_owned(),
             statuses: Mutex::default(),
-            duration: Histogram::default(),
+            duration: Default::default(),
             upstream: Histogram::default(),
             first_token: Histogram::default(),
             tokens_in: AtomicU64::new(0),
@@ -328,21 +351,21 @@ impl Metrics {
 
     /// A request answered before any deployment was chosen (an auth error,
     /// a bad body, a block in pre_call, ...); `group` is "" when unknown.
-    pub fn unrouted(&self, group: &str, status: u16, took: Duration) {
+    pub fn unrouted(&self, route: Route, group: &str, status: u16, took: Duration) {
         let status = status.to_string();
         let mut r = lock(&self.registry);
         *r.counters
             .entry((
                 "gateway_requests_total",
                 labels(&[
-                    ("route", ROUTE),
+                    ("route", route.label()),
                     ("model_group", group),
                     ("deployment", ""),
                     ("status", &status),
                 ]),
             ))
             .or_default() += 1;
-        *r.unrouted.entry(group.to_owned()).or_default() += Snapshot::of(took);
+        *r.unrouted.entry((route, group.to_owned())).or_default() += Snapshot::of(took);
     }
 
     pub fn retry(&self, group: &str) {
@@ -374,32 +397,46 @@ impl Metrics {
         let guardrails = lock(&self.guardrails).clone();
         let r = lock(&self.registry);
         let mut out = String::with_capacity(8192);
-        // Per-group sums, in the order groups first appear.
-        let mut groups: Vec<(&str, Snapshot, Snapshot)> = vec![];
-        for d in &deployments {
-            let (dur, ttft) = (d.duration.snapshot(), d.first_token.snapshot());
-            match groups.iter_mut().find(|(g, _, _)| *g == d.group) {
-                Some((_, a, b)) => {
-                    *a += dur;
-                    *b += ttft;
-                }
-                None => groups.push((&d.group, dur, ttft)),
+        // Per-group sums, in the order groups first appear: time to first
+        // token by group, request durations by route and group.
+        let mut groups: Vec<(&str, Snapshot)> = vec![];
+        let mut durations: Vec<(Route, &str, Snapshot)> = vec![];
+        fn add<'a>(to: &mut Vec<(Route, &'a str, Snapshot)>, r: Route, g: &'a str, s: Snapshot) {
+            // No empty series for routes other than chat's.
+            if s.count == 0 && r != Route::Chat {
+                return;
+            }
+            match to.iter_mut().find(|(r2, g2, _)| (*r2, *g2) == (r, g)) {
+                Some((_, _, a)) => *a += s,
+                None => to.push((r, g, s)),
             }
         }
-        for (group, snap) in &r.unrouted {
-            match groups.iter_mut().find(|(g, _, _)| g == group) {
-                Some((_, a, _)) => *a += *snap,
-                None => groups.push((group, *snap, Snapshot::default())),
+        for d in &deployments {
+            for route in Route::ALL {
+                add(
+                    &mut durations,
+                    route,
+                    &d.group,
+                    d.duration[route as usize].snapshot(),
+                );
             }
+            let ttft = d.first_token.snapshot();
+            match groups.iter_mut().find(|(g, _)| *g == d.group) {
+                Some((_, a)) => *a += ttft,
+                None => groups.push((&d.group, ttft)),
+            }
+        }
+        for ((route, group), snap) in &r.unrouted {
+            add(&mut durations, *route, group, *snap);
         }
         for (name, kind, help) in DESCRIPTIONS {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             match *name {
                 "gateway_requests_total" => {
                     for d in &deployments {
-                        for (status, n) in lock(&d.statuses).iter() {
+                        for (route, status, n) in lock(&d.statuses).iter() {
                             let l = labels(&[
-                                ("route", ROUTE),
+                                ("route", route.label()),
                                 ("model_group", &d.group),
                                 ("deployment", &d.id),
                                 ("status", &status.to_string()),
@@ -410,8 +447,8 @@ impl Metrics {
                     counters(&mut out, &r, name);
                 }
                 "gateway_request_duration_seconds" => {
-                    for (group, dur, _) in &groups {
-                        let l = labels(&[("route", ROUTE), ("model_group", group)]);
+                    for (route, group, dur) in &durations {
+                        let l = labels(&[("route", route.label()), ("model_group", group)]);
                         histogram(&mut out, name, &l, dur);
                     }
                 }
@@ -422,7 +459,7 @@ impl Metrics {
                     }
                 }
                 "gateway_time_to_first_token_seconds" => {
-                    for (group, _, ttft) in &groups {
+                    for (group, ttft) in &groups {
                         histogram(&mut out, name, &labels(&[("model_group", group)]), ttft);
                     }
                 }
@@ -510,9 +547,11 @@ mod tests {
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
         let d = m.deployment("g\"1", "d");
-        d.request(200, Duration::from_millis(3));
-        d.request(200, Duration::from_millis(30));
-        m.unrouted("g\"1", 401, Duration::from_millis(1));
+        d.request(Route::Chat, 200, Duration::from_millis(3));
+        d.request(Route::Chat, 200, Duration::from_millis(30));
+        d.request(Route::Messages, 200, Duration::from_millis(30));
+        m.unrouted(Route::Chat, "g\"1", 401, Duration::from_millis(1));
+        m.unrouted(Route::Messages, "", 400, Duration::from_millis(1));
         m.retry("g");
         let g = m.guardrail("aim");
         g.call(0, 1, Duration::from_millis(2));
@@ -527,6 +566,21 @@ mod tests {
             "gateway_request_duration_seconds_count{route=\"/v1/chat/completions\",model_group=\"g\\\"1\"} 3"
         ));
         assert!(text.contains("le=\"0.005\"} 2"), "{text}");
+        assert!(text.contains(
+            "gateway_requests_total{route=\"/v1/messages\",model_group=\"g\\\"1\",deployment=\"d\",status=\"200\"} 1"
+        ), "{text}");
+        assert!(text.contains(
+            "gateway_request_duration_seconds_count{route=\"/v1/messages\",model_group=\"g\\\"1\"} 1"
+        ), "{text}");
+        assert!(text.contains(
+            "gateway_requests_total{route=\"/v1/messages\",model_group=\"\",deployment=\"\",status=\"400\"} 1"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "gateway_request_duration_seconds_count{route=\"/v1/messages\",model_group=\"\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("gateway_retries_total{model_group=\"g\"} 1"));
         assert!(text.contains(
             "gateway_guardrail_calls_total{guardrail=\"aim\",hook=\"pre_call\",verdict=\"block\"} 1"

@@ -1251,6 +1251,23 @@ async fn overloaded_529_counts_toward_cooldown() {
         metrics.contains("gateway_cooldowns_total{model_group=\"claude\",deployment=\"bad\"} 1"),
         "{metrics}"
     );
+    // Each route under its own label.
+    assert!(
+        metrics.contains(
+            "gateway_requests_total{route=\"/v1/messages\",model_group=\"claude\",deployment=\"good\",status=\"200\"} 30"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "gateway_request_duration_seconds_count{route=\"/v1/messages\",model_group=\"claude\"} 30"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_requests_total{route=\"/v1/chat/completions\",model_group=\"claude\",deployment=\"good\",status=\"200\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ use crate::error::Error;
 use crate::guardrails::{
     self, Applied, CallInfo, Conversation, Guardrail, Selection, stream as gstream,
 };
+use crate::metrics::Route;
 use crate::outbound::Socket;
 use crate::providers::{Payload, UpstreamResponse};
 use crate::router::{InFlight, Member, Target};
@@ -123,11 +124,16 @@ pub async fn respond(
     let took = ctx.started.elapsed();
     span.record("status", status);
     tracing::debug!(parent: &span, status, took_ms = took.as_secs_f64() * 1000.0, "request finished");
+    let route = match api {
+        Api::Chat => Route::Chat,
+        Api::Messages => Route::Messages,
+    };
     match &meta.member {
-        Some(m) => m.stats.request(status, took),
-        None => state
-            .metrics
-            .unrouted(meta.group.as_deref().unwrap_or_default(), status, took),
+        Some(m) => m.stats.request(route, status, took),
+        None => {
+            let group = meta.group.as_deref().unwrap_or_default();
+            state.metrics.unrouted(route, group, status, took)
+        }
     }
     let h = response.headers_mut();
     if let Some(v) = meta.member.as_ref().and_then(|m| m.id_header.clone()) {
