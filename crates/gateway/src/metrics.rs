@@ -11,8 +11,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
+
+use crate::body::budget::Budget;
 
 /// (name, type, help) of every metric the gateway exports.
 pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
@@ -75,6 +77,21 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "gateway_cooldowns_total",
         "counter",
         "Deployments put in cooldown, by model group and deployment.",
+    ),
+    (
+        "gateway_response_budget_bytes",
+        "gauge",
+        "Bytes of answers read whole that the gateway holds now (response_budget_mb bounds them together).",
+    ),
+    (
+        "gateway_response_budget_limit_bytes",
+        "gauge",
+        "The response budget (response_budget_mb), in bytes.",
+    ),
+    (
+        "gateway_response_budget_refused_total",
+        "counter",
+        "Answers refused with 503 because the response budget was spent.",
     ),
     (
         "gateway_rate_limited_total",
@@ -269,6 +286,8 @@ pub struct Metrics {
     deployments: Mutex<Vec<Arc<DeploymentStats>>>,
     guardrails: Mutex<Vec<Arc<GuardrailStats>>>,
     registry: Mutex<Registry>,
+    /// The answers' memory budget, once the state has made it.
+    budget: OnceLock<Arc<Budget>>,
 }
 
 /// Counts one request in flight until dropped.
@@ -341,6 +360,11 @@ impl Metrics {
             .counters
             .entry((name, labels))
             .or_default() += 1;
+    }
+
+    /// Report `budget` (at startup).
+    pub fn watch_budget(&self, budget: &Arc<Budget>) {
+        let _ = self.budget.set(budget.clone());
     }
 
     /// Count a request in flight until the returned guard drops.
@@ -512,6 +536,18 @@ impl Metrics {
                         let _ = writeln!(out, "{name}{{{l}}} {}", g.fail_open.load(Relaxed));
                     }
                 }
+                "gateway_response_budget_bytes"
+                | "gateway_response_budget_limit_bytes"
+                | "gateway_response_budget_refused_total" => {
+                    if let Some(b) = self.budget.get() {
+                        let v = match *name {
+                            "gateway_response_budget_bytes" => b.used() as u64,
+                            "gateway_response_budget_limit_bytes" => b.limit() as u64,
+                            _ => b.refused(),
+                        };
+                        let _ = writeln!(out, "{name} {v}");
+                    }
+                }
                 _ => counters(&mut out, &r, name),
             }
         }
@@ -586,5 +622,24 @@ mod tests {
             "gateway_guardrail_calls_total{guardrail=\"aim\",hook=\"pre_call\",verdict=\"block\"} 1"
         ));
         assert!(text.contains("gateway_requests_in_flight 0"));
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("gateway_response_budget")),
+            "no budget yet"
+        );
+        let budget = Budget::new(1000, 100);
+        m.watch_budget(&budget);
+        let _ = budget.refusal();
+        let text = m.render();
+        assert!(text.contains("gateway_response_budget_bytes 0\n"), "{text}");
+        assert!(
+            text.contains("gateway_response_budget_limit_bytes 1000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway_response_budget_refused_total 1\n"),
+            "{text}"
+        );
     }
 }

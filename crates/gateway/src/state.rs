@@ -37,6 +37,7 @@ impl AppState {
             config.server.response_budget,
             config.server.max_response_bytes,
         );
+        metrics.watch_budget(&budget);
         let guardrails = Guardrails::new(&config.guardrails, &http, &metrics, &budget)?;
         let keys = Keys::new(&config);
         let secrets = Arc::new(config.secrets());

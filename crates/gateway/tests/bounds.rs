@@ -114,6 +114,11 @@ impl Gateway {
     }
 
     async fn in_flight(&self) -> f64 {
+        self.metric("gateway_requests_in_flight").await
+    }
+
+    /// The value of an unlabelled metric on `/metrics`.
+    async fn metric(&self, name: &str) -> f64 {
         let text = common::client()
             .get(format!("{}/metrics", self.url))
             .send()
@@ -123,9 +128,9 @@ impl Gateway {
             .await
             .unwrap();
         text.lines()
-            .find_map(|l| l.strip_prefix("gateway_requests_in_flight "))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap()
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
     }
 
     /// Within a second of `since`: nothing in flight, and the key limited
@@ -535,6 +540,15 @@ async fn answers_past_the_memory_budget_get_503_while_the_others_go_on() {
     // What the answers held went back to the budget.
     assert_eq!(gw.chat(MANY, &ask).await.status(), 200);
     assert_eq!(gw.in_flight().await, 0.0);
+    assert_eq!(gw.metric("gateway_response_budget_bytes").await, 0.0);
+    assert_eq!(
+        gw.metric("gateway_response_budget_limit_bytes").await,
+        (8 << 20) as f64
+    );
+    assert_eq!(
+        gw.metric("gateway_response_budget_refused_total").await,
+        refused as f64
+    );
 
     // One answer over max_response_size_mb is a 502, whatever the budget.
     up.set_options(UpstreamOptions {

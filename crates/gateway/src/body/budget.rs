@@ -15,7 +15,7 @@
 //! `Bytes`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -34,12 +34,15 @@ pub struct Budget {
     limit: usize,
     used: AtomicUsize,
     max_response: usize,
+    /// Answers refused because they did not fit.
+    refused: AtomicU64,
 }
 
 impl Budget {
     /// The error for a request whose answer does not fit: the gateway could
     /// not hold one more buffered answer.
     pub fn refusal(&self) -> crate::error::Error {
+        self.refused.fetch_add(1, Ordering::Relaxed);
         crate::error::Error::Overloaded(format!(
             "the gateway is holding as many answers in memory as it may ({} bytes, response_budget_mb); try again shortly",
             self.limit()
@@ -52,6 +55,7 @@ impl Budget {
             limit,
             used: AtomicUsize::new(0),
             max_response,
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -68,6 +72,11 @@ impl Budget {
     /// Bytes held by buffered bodies right now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Answers refused so far because the budget was spent.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     fn take(&self, n: usize) -> bool {
