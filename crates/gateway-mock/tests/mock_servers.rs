@@ -1178,6 +1178,29 @@ async fn aim_ws_blocks_an_email_in_block_mode() {
     assert_eq!(ws_close_code(&mut ws).await, CloseCode::Normal);
 }
 
+/// An address split over chunks, in a tool call's arguments, is found when
+/// its last piece arrives (Aim reads the whole stream, not one chunk).
+#[tokio::test]
+async fn aim_ws_finds_an_email_split_over_tool_call_chunks() {
+    let mock = MockAim::start(AimOptions::default()).await;
+    let mut ws = ws_open(&mock).await;
+    let args = |a: &str| {
+        json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "type": "function", "function": {"arguments": a}}]}}]})
+        .to_string()
+    };
+    ws_send(&mut ws, &chunk("Calling ishaan")).await;
+    ws_next(&mut ws).await;
+    ws_send(&mut ws, &args("{\"to\":\"ishaan@")).await;
+    assert!(ws_next(&mut ws).await.get("verified_chunk").is_some());
+    ws_send(&mut ws, &args("berri.ai\"}")).await;
+    assert_eq!(
+        ws_next(&mut ws).await,
+        json!({"blocking_message": "\"ishaan@berri.ai\" detected as email"})
+    );
+    assert_eq!(ws_close_code(&mut ws).await, CloseCode::Normal);
+}
+
 #[tokio::test]
 async fn aim_ws_blocks_on_the_marker_in_any_mode() {
     let mock = MockAim::start(AimOptions {

@@ -26,7 +26,7 @@ mod common;
 use common::*;
 use gateway::server::Running;
 use gateway_mock::aim::{AimMode, AimOptions, MockAim};
-use gateway_mock::anthropic::{AnthropicOptions, MockAnthropic};
+use gateway_mock::anthropic::{AnthropicOptions, MockAnthropic, ToolUse};
 use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
@@ -1248,6 +1248,50 @@ async fn post_call_reads_text_tool_input_and_thinking_of_an_answer() {
             let calls = rig.aim.requests();
             assert_eq!(calls.len(), 1);
             assert!(String::from_utf8_lossy(&calls[0].body).contains(EMAIL));
+        }
+    }
+}
+
+/// The same for streams: an address in a streamed tool_use input (split
+/// over `input_json_delta` events) or in streamed thinking ends the stream
+/// with the route's block, and never reaches the client.
+#[tokio::test]
+async fn post_call_reads_streamed_tool_input_and_thinking() {
+    let leaky = format!("write to {EMAIL}");
+    let answers = [
+        AnthropicOptions {
+            reply: Some("Calling.".into()),
+            tool_use: Some(ToolUse {
+                name: "send".into(),
+                input: json!({"to": [leaky]}),
+                id: None,
+                json_chunks: 3,
+            }),
+            ..Default::default()
+        },
+        AnthropicOptions {
+            reply: Some("Done.".into()),
+            thinking: Some(leaky.clone()),
+            ..Default::default()
+        },
+    ];
+    let rig = Rig::new().await;
+    for opts in answers {
+        for route in [Route::Chat, Route::MessagesClaude] {
+            rig.reset();
+            rig.anthropic.set_options(opts.clone());
+            let got = post(&rig.gw, route.path(), &route.body("go", "post", true)).await;
+            assert_eq!(got.status, 200, "{route:?}: {}", got.body);
+            let tail = match route {
+                Route::Chat => format!("data: {CHAT_BLOCK}\n\n"),
+                _ => format!("event: error\ndata: {MESSAGES_BLOCK}\n\n"),
+            };
+            let before = got.body.strip_suffix(&tail);
+            assert!(
+                before.is_some_and(|b| !b.contains("berri")),
+                "{route:?} {opts:?}: {}",
+                got.body
+            );
         }
     }
 }

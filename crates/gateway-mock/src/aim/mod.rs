@@ -12,6 +12,11 @@
 //! `x-cato-litellm-hook` may send that shape, and its tool call text is
 //! scanned too (redactions touch `content` only, as Cato's do).
 //!
+//! On the websocket it reads every text of a chunk's delta (content,
+//! refusal, reasoning, tool call arguments), each field continuing its text
+//! from earlier chunks, so an address split over chunks is found when its
+//! last piece arrives.
+//!
 //! Control API: `GET /__mock/requests` (analyze calls), `GET /__mock/streams`
 //! (websocket sessions), `GET|POST /__mock/options`, `POST /__mock/reset`.
 
@@ -67,8 +72,10 @@ pub struct AimOptions {
     pub failure: Option<AimFailure>,
     /// Delay before answering each HTTP analyze call, in milliseconds.
     pub delay_ms: u64,
-    /// Websocket: a chunk whose delta content contains this marker is
-    /// answered with a `blocking_message`, whatever the mode.
+    /// Websocket: a chunk with this marker in any text of its delta
+    /// (content, refusal, reasoning, tool call arguments) is answered with a
+    /// `blocking_message`, whatever the mode. Block mode looks for e-mail
+    /// addresses in the same texts.
     pub stream_block_marker: Option<String>,
     /// Websocket: after receiving this many chunk frames, close the TCP
     /// connection abruptly without answering the last one.

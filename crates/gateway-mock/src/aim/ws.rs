@@ -40,6 +40,7 @@ pub(super) async fn analyze_stream(
             record,
             redactor: Redactor::default(),
             chunks: 0,
+            tails: Default::default(),
         };
         session.run(closed)
     })
@@ -64,7 +65,14 @@ pub(super) struct Session {
     pub(super) redactor: Redactor,
     /// Chunk frames received so far, for `ws_drop_after`.
     pub(super) chunks: usize,
+    /// The end of each field's text so far (at most [`TAIL`] bytes), so an
+    /// address or a marker split over chunks is found too, as Aim, which
+    /// sees the whole stream, finds it.
+    pub(super) tails: std::collections::HashMap<String, String>,
 }
+
+/// How much of the text before a chunk the detector looks back over.
+const TAIL: usize = 1024;
 
 /// Close code for "invalid frame payload data" (RFC 6455, 7.4.1).
 pub(super) const CLOSE_INVALID_PAYLOAD: u16 = 1007;
@@ -160,29 +168,37 @@ impl Session {
             return Reply::Send("not json{".to_owned());
         }
         let mut frame = Value::Object(frame);
-        let contents = || {
-            frame["choices"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["delta"]["content"].as_str())
-        };
-        if let Some(marker) = self.opts.stream_block_marker.as_deref()
-            && contents().any(|c| c.contains(marker))
+        // Every text of every choice's delta (content, refusal, reasoning,
+        // tool call arguments; a redaction touches `content` only), each
+        // after the tail of the same field's text in earlier chunks. Only
+        // what ends in this chunk is found here (what ended before was
+        // found then).
+        let mut found = None;
+        for (i, c) in frame["choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
         {
-            return blocking(&format!("Stream blocked: found \"{marker}\""));
+            for (field, t) in texts(&c["delta"], format!("{i}")) {
+                let tail = self.tails.entry(field).or_default();
+                let before = tail.len();
+                let mut seen = std::mem::take(tail);
+                seen.push_str(&t);
+                if found.is_none() {
+                    found = detect(&self.opts, &seen, before);
+                }
+                let mut cut = seen.len().saturating_sub(TAIL);
+                while !seen.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                *tail = seen[cut..].to_owned();
+            }
+        }
+        if let Some(message) = found {
+            return blocking(&message);
         }
         match self.opts.mode {
-            AimMode::Block => {
-                let found = contents().find_map(|c| {
-                    find_emails(c)
-                        .first()
-                        .map(|r| detection_message(&c[r.clone()]))
-                });
-                if let Some(message) = found {
-                    return blocking(&message);
-                }
-            }
             AimMode::Anonymize => {
                 let mut changed = false;
                 if let Some(choices) = frame.get_mut("choices").and_then(Value::as_array_mut) {
@@ -201,7 +217,7 @@ impl Session {
                     return Reply::Send(to_string(&serde_json::json!({ "verified_chunk": frame })));
                 }
             }
-            AimMode::Monitor | AimMode::Pass | AimMode::Raw(_) => {}
+            AimMode::Block | AimMode::Monitor | AimMode::Pass | AimMode::Raw(_) => {}
         }
         // The chunk exactly as received.
         Reply::Send(format!(r#"{{"verified_chunk":{}}}"#, text.trim()))
@@ -255,4 +271,45 @@ fn blocking(message: &str) -> Reply {
 
 fn to_string<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The blocking message for a marker or (in block mode) an address in
+/// `seen` that ends past `before`.
+fn detect(opts: &AimOptions, seen: &str, before: usize) -> Option<String> {
+    if let Some(marker) = opts.stream_block_marker.as_deref()
+        && seen
+            .match_indices(marker)
+            .any(|(i, m)| i + m.len() > before)
+    {
+        return Some(format!("Stream blocked: found \"{marker}\""));
+    }
+    if opts.mode != AimMode::Block {
+        return None;
+    }
+    let r = find_emails(seen).into_iter().find(|r| r.end > before)?;
+    Some(detection_message(&seen[r]))
+}
+
+/// The texts of a chunk's delta, each with the field it continues: object
+/// members by key (a list item by its `index` when it has one), leaving out
+/// the members that carry no text (`role`, `type`, `id`, `index`,
+/// `signature`).
+fn texts(v: &Value, path: String) -> Vec<(String, String)> {
+    match v {
+        Value::String(s) => vec![(path, s.clone())],
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, item)| {
+                let i = item["index"].as_u64().map_or(i as u64, |n| n);
+                texts(item, format!("{path}.{i}"))
+            })
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "role" | "type" | "id" | "index" | "signature"))
+            .flat_map(|(k, item)| texts(item, format!("{path}.{k}")))
+            .collect(),
+        _ => vec![],
+    }
 }
