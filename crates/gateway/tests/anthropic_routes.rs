@@ -170,7 +170,8 @@ async fn the_request_carries_the_deployment_key_and_anthropic_headers_only() {
         (got.method.as_str(), got.path.as_str()),
         ("POST", "/v1/messages")
     );
-    // P1's headers (no User-Agent: the gateway sends none to any provider).
+    // P1's headers, the gateway naming itself in User-Agent where LiteLLM
+    // sends `litellm/<version>`.
     assert_eq!(
         header_names(&got),
         [
@@ -179,8 +180,13 @@ async fn the_request_carries_the_deployment_key_and_anthropic_headers_only() {
             "content-type",
             "x-api-key",
             "host",
+            "user-agent",
             "content-length"
         ]
+    );
+    assert_eq!(
+        got.header("user-agent"),
+        Some(concat!("gateway/", env!("CARGO_PKG_VERSION")))
     );
     assert_eq!(got.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(got.header("accept"), Some("application/json"));

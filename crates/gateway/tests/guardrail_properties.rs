@@ -772,10 +772,15 @@ impl Harness {
 }
 
 fn runner() -> TestRunner {
+    let base = Config::default();
     TestRunner::new(Config {
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
         source_file: Some(file!()),
-        ..Config::default()
+        // The character strategies reject a few draws each (quotes, controls,
+        // astral characters, surrogates); proptest's default cap on rejects
+        // over a whole run (65,536) is reached near 100,000 cases.
+        max_local_rejects: base.cases.saturating_mul(16),
+        ..base
     })
 }
 

@@ -22,6 +22,7 @@ use crate::body::budget::Budget;
 use crate::body::{Collect, collect};
 use crate::config::{GuardrailConfig, SslVerify, Vendor};
 use crate::error::fmt_secs;
+use crate::outbound::USER_AGENT;
 use crate::outbound::{Clients, HeaderBlock, WsError};
 
 /// Upper bound on an analyze answer read into memory.
@@ -32,8 +33,6 @@ const MAX_ANSWER: usize = 4 * 1024 * 1024;
 /// protocol, so the gateway's own version would look like an ancient
 /// LiteLLM. The gateway names itself in `User-Agent` instead.
 pub const LITELLM_PROTOCOL_VERSION: &str = "1.108.7";
-
-const USER_AGENT: &str = concat!("gateway/", env!("CARGO_PKG_VERSION"));
 
 /// One message as Aim sees it: role and plain text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

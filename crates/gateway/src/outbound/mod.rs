@@ -73,6 +73,10 @@ use tokio_tungstenite::tungstenite;
 use tokio_util::either::Either;
 use tower::ServiceExt;
 
+/// The gateway's `User-Agent` on every outbound call that does not set one
+/// (a deployment's `extra_headers` may).
+pub const USER_AGENT: &str = concat!("gateway/", env!("CARGO_PKG_VERSION"));
+
 use crate::config::{Config, Outbound, SslVerify};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -380,6 +384,9 @@ impl HttpClient {
                     .headers_mut()
                     .insert(header::PROXY_AUTHORIZATION, auth);
             }
+        }
+        if let header::Entry::Vacant(v) = request.headers_mut().entry(header::USER_AGENT) {
+            v.insert(HeaderValue::from_static(USER_AGENT));
         }
         let response = self.clients[i]
             .request(request)
