@@ -22,8 +22,7 @@ use crate::body::budget::Budget;
 use crate::body::{Collect, collect};
 use crate::config::{GuardrailConfig, SslVerify, Vendor};
 use crate::error::fmt_secs;
-use crate::outbound::USER_AGENT;
-use crate::outbound::{Clients, HeaderBlock, WsError};
+use crate::outbound::{Clients, HeaderBlock, USER_AGENT, WsError};
 
 /// Upper bound on an analyze answer read into memory.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;

@@ -80,9 +80,9 @@ fn slot<E: de::Error>(
     Ok(Some(i))
 }
 
-/// The walker of every value a seed does not keep (strings and keys
-/// decoded, so invalid Unicode is an error; nesting bounded): the one the
-/// chat decoder uses.
+// The walker of every value a seed does not keep (strings and keys
+// decoded, so invalid Unicode is an error; nesting bounded): the one the
+// chat decoder uses.
 use crate::wire::json::Checked as Walk;
 
 /// Any value, walked completely; kept when a string.
