@@ -229,6 +229,20 @@ pub(super) async fn messages(
         return respond(entry.as_deref(), StatusCode::OK, to_json(&message));
     }
 
+    if let Some(raw) = &opts.events {
+        let frames = raw
+            .iter()
+            .map(|data| {
+                let kind = serde_json::from_str::<Value>(data)
+                    .ok()
+                    .and_then(|v| v["type"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+            })
+            .collect();
+        let interval = Duration::from_millis(opts.chunk_interval_ms);
+        return stream_response(frames, entry, interval, false);
+    }
     let mut events: Vec<(&'static str, Value)> = vec![];
     let mut start_usage = usage.clone();
     start_usage["output_tokens"] = json!(1);

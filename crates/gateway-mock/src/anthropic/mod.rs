@@ -67,6 +67,10 @@ pub struct AnthropicOptions {
     pub fail_first: Option<usize>,
     /// Non-streaming: answer 200 with exactly this body.
     pub message: Option<String>,
+    /// Streaming: answer 200 with exactly these SSE events (each the
+    /// `data:` JSON of an event, sent byte for byte under `event: <its
+    /// type>`), one write each, `chunk_interval_ms` apart.
+    pub events: Option<Vec<String>>,
     /// Delay before the response head, in milliseconds.
     pub latency_ms: u64,
     /// Delay between stream events, in milliseconds.
@@ -88,6 +92,7 @@ impl Default for AnthropicOptions {
             failure: None,
             fail_first: None,
             message: None,
+            events: None,
             latency_ms: 0,
             chunk_interval_ms: 0,
             record: true,
