@@ -6,8 +6,8 @@
 //! events of one) whose blocks carry a fresh marker word in every place a
 //! client could read text: text blocks (some with cited text), thinking,
 //! tool_use input keys and values (streamed as `input_json_delta` pieces),
-//! and blocks no check reads (a server tool's call and result, a block type
-//! newer than the gateway); sometimes written with `\u` escapes, with
+//! and blocks no check reads (a server tool's call and result, a block or
+//! a delta type newer than the gateway, a field newer than it); sometimes written with `\u` escapes, with
 //! redacted thinking among them. The mock Anthropic sends it byte for byte;
 //! the mock Aim passes everything. For every case: each marker found in
 //! what the client received was in what Aim received (its analyze calls
@@ -52,6 +52,9 @@ enum Block {
     ServerToolUse(Txt),
     SearchResult(Txt),
     Unknown(Txt),
+    /// A text block whose text comes (in a stream) in a delta type newer
+    /// than the gateway.
+    UnknownDelta(Txt),
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +96,7 @@ fn block() -> impl Strategy<Value = Block> {
         1 => txt().prop_map(Block::ServerToolUse),
         1 => txt().prop_map(Block::SearchResult),
         1 => txt().prop_map(Block::Unknown),
+        1 => txt().prop_map(Block::UnknownDelta),
     ]
 }
 
@@ -186,6 +190,10 @@ impl Writer {
                 self.lit(t)
             ),
             Block::Unknown(t) => format!(r#"{{"type":"brand_new_block","text":{}}}"#, self.lit(t)),
+            Block::UnknownDelta(t) => format!(
+                r#"{{"type":"text","text":"","brand_new_field":{}}}"#,
+                self.lit(t)
+            ),
         }
     }
 
@@ -277,6 +285,13 @@ impl Writer {
                             r#"{{"type":"input_json_delta","partial_json":{}}}"#,
                             lit(&partial, false)
                         ),
+                    ));
+                }
+                Block::UnknownDelta(t) => {
+                    ev.push(start(r#"{"type":"text","text":""}"#.into()));
+                    ev.push(delta(
+                        i,
+                        format!(r#"{{"type":"brand_new_delta","text":{}}}"#, self.lit(t)),
                     ));
                 }
                 Block::Redacted | Block::SearchResult(_) | Block::Unknown(_) => {

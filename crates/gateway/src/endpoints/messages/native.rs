@@ -150,34 +150,49 @@ pub fn answer(body: &[u8], model: &str) -> Result<(Option<Usage>, Vec<u8>), Erro
 
 /// The first block of an answer that the post_call check, which reads the
 /// answer as a chat completion, does not read: a type the chat view leaves
-/// out (a server tool's result, a block newer than the gateway) or a text
-/// block's citations. Such an answer is never returned after a check.
+/// out (a server tool's result, a block newer than the gateway), a text
+/// block's citations, a field it does not know that carries a string (one
+/// newer than the gateway), or a field given twice. Such an answer is never
+/// returned after a check.
 pub fn unread_block(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Answer<'a> {
         #[serde(borrow, default)]
-        content: Vec<Block<'a>>,
+        content: Vec<&'a RawValue>,
     }
-    #[derive(Deserialize)]
-    struct Block<'a> {
-        #[serde(rename = "type", borrow, default)]
-        kind: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        citations: Option<&'a RawValue>,
-    }
-    let Ok(answer) = serde_json::from_slice::<Answer<'_>>(body) else {
+    let blocks = serde_json::from_slice::<Answer<'_>>(body).and_then(|a| {
+        a.content
+            .iter()
+            .map(|b| serde_json::from_str::<Members<'_>>(b.get()))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let Ok(blocks) = blocks else {
         return Some("an answer whose content is not a list of blocks".into());
     };
-    answer.content.iter().enumerate().find_map(|(i, b)| {
-        let kind = b.kind.as_deref().unwrap_or_default();
-        let read = matches!(
-            kind,
-            "text" | "tool_use" | "server_tool_use" | "thinking" | "redacted_thinking"
-        );
-        let cited = b
-            .citations
-            .is_some_and(|c| !matches!(c.get().trim(), "null" | "[]"));
-        (!read || cited).then(|| format!("content.{i}: a block of type '{kind}'"))
+    blocks.iter().enumerate().find_map(|(i, Members(fields))| {
+        let kind = fields
+            .iter()
+            .find(|(k, _)| k == "type")
+            .and_then(|(_, v)| serde_json::from_str::<Cow<'_, str>>(v.get()).ok())
+            .unwrap_or_default();
+        let known: &[&str] = match kind.as_ref() {
+            "text" => &["type", "text", "citations"],
+            "tool_use" | "server_tool_use" => &["type", "id", "name", "input"],
+            "thinking" => &["type", "thinking", "signature"],
+            "redacted_thinking" => &["type", "data"],
+            _ => return Some(format!("content.{i}: a block of type '{kind}'")),
+        };
+        fields.iter().enumerate().find_map(|(j, (k, v))| {
+            let raw = v.get().trim();
+            let unread = match k.as_ref() {
+                "citations" => !matches!(raw, "null" | "[]"),
+                // A value holds a string (or a key) exactly when its JSON
+                // text has a quote.
+                _ if !known.contains(&k.as_ref()) => raw.contains('"'),
+                _ => fields[..j].iter().any(|(seen, _)| seen == k),
+            };
+            unread.then(|| format!("content.{i}.{k}: a field of a '{kind}' block"))
+        })
     })
 }
 
@@ -377,6 +392,51 @@ mod tests {
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 4));
         assert!(answer(b"[1]", "claude").is_err());
         assert!(answer(b"{\"a\":", "claude").is_err());
+    }
+
+    #[test]
+    fn unread_blocks_and_fields() {
+        let answer = |blocks: &str| format!(r#"{{"id":"m","content":[{blocks}]}}"#);
+        let read = [
+            r#"{"type":"text","text":"a","citations":null}"#,
+            r#"{"type":"text","text":"a","citations":[],"new_count":3,"new_flag":null}"#,
+            r#"{"type":"tool_use","id":"t","name":"n","input":{"k":"v"}}"#,
+            r#"{"type":"thinking","thinking":"t","signature":"s"}"#,
+            r#"{"type":"redacted_thinking","data":"x"}"#,
+        ];
+        for b in read {
+            assert_eq!(unread_block(answer(b).as_bytes()), None, "{b}");
+        }
+        let unread = [
+            (
+                r#"{"type":"web_search_tool_result"}"#,
+                "content.0: a block of type 'web_search_tool_result'",
+            ),
+            (
+                r#"{"type":"text","text":"a","citations":[{"cited_text":"c"}]}"#,
+                "content.0.citations: a field of a 'text' block",
+            ),
+            (
+                r#"{"type":"text","text":"a","new_text":"b"}"#,
+                "content.0.new_text: a field of a 'text' block",
+            ),
+            (
+                r#"{"type":"tool_use","id":"t","name":"n","input":{},"caller":{"k":1}}"#,
+                "content.0.caller: a field of a 'tool_use' block",
+            ),
+            (
+                r#"{"type":"text","text":"a","text":"b"}"#,
+                "content.0.text: a field of a 'text' block",
+            ),
+        ];
+        for (b, why) in unread {
+            assert_eq!(
+                unread_block(answer(b).as_bytes()).as_deref(),
+                Some(why),
+                "{b}"
+            );
+        }
+        assert!(unread_block(br#"{"content":[1]}"#).is_some());
     }
 
     #[test]
