@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gateway_mock::aim::{AimFailure, AimMode, AimOptions, MockAim};
-use gateway_mock::upstream::{MockUpstream, UpstreamOptions};
+use gateway_mock::upstream::{Failure, MockUpstream, UpstreamOptions};
 use serde_json::{Value, json};
 
 const SEED_BLOCK: &str = r#"{"error":{"message":"\"ishaan@berri.ai\" detected as email","type":"invalid_request_error","param":null,"code":"400"}}"#;
@@ -319,6 +319,52 @@ async fn during_call_blocks_even_when_aim_answers_after_the_upstream() {
     let resp = chat(&s.gw, &streaming(seed("hi my email is ishaan@berri.ai"))).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.text().await.unwrap(), SEED_BLOCK);
+}
+
+/// An upstream error is an answer too: it waits for the during_call check,
+/// whose block wins over it, and Aim reads the prompt either way.
+#[tokio::test]
+async fn an_upstream_error_waits_for_the_during_call_check() {
+    let s = setup(
+        UpstreamOptions {
+            failure: Some(Failure::Status {
+                status: 400,
+                body: r#"{"error":{"message":"bad request","type":"invalid_request_error","param":null,"code":null}}"#.into(),
+                retry_after: None,
+            }),
+            ..Default::default()
+        },
+        AimOptions {
+            delay_ms: 300,
+            ..Default::default()
+        },
+        "      mode: during_call\n",
+        "",
+    )
+    .await;
+    for stream in [false, true] {
+        s.aim.reset();
+        let mut body = seed("hi my email is ishaan@berri.ai");
+        body["stream"] = json!(stream);
+        let started = Instant::now();
+        let resp = chat(&s.gw, &body).await;
+        assert_eq!(resp.status(), 400);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(resp.text().await.unwrap(), SEED_BLOCK, "stream {stream}");
+        assert_eq!(s.aim.requests().len(), 1);
+
+        // A clean prompt: the upstream's error, once Aim has passed it.
+        s.aim.reset();
+        body["messages"][0]["content"] = json!("hello");
+        let resp = chat(&s.gw, &body).await;
+        assert_eq!(resp.status(), 400);
+        assert_eq!(
+            header(&resp, "x-litellm-applied-guardrails"),
+            Some("aim-protected-app")
+        );
+        assert!(resp.text().await.unwrap().contains("bad request"));
+        assert_eq!(s.aim.requests().len(), 1, "Aim read the prompt");
+    }
 }
 
 #[tokio::test]

@@ -409,11 +409,13 @@ pub(super) async fn call(
         }
         Ok(sockets)
     };
-    let joined = tokio::try_join!(
-        async { upstream.await.map_err(|e| (None, e)) },
-        during,
-        async { sockets.await.map_err(|e| (None, e)) }
-    );
+    // A block or failure of a check drops the upstream call at once; an
+    // upstream failure waits for the during_call checks instead, since it
+    // is an answer too and none goes out before they pass (their block or
+    // failure wins over it).
+    let joined = tokio::try_join!(async { Ok(upstream.await) }, during, async {
+        sockets.await.map_err(|e| (None, e))
+    });
     meta.upstream_wait = waited;
     let mut in_flight = None;
     if let Some(r) = routed {
@@ -424,7 +426,7 @@ pub(super) async fn call(
         meta.fallbacks = r.fallbacks;
         in_flight = r.in_flight;
     }
-    let (mut upstream, during_names, sockets) = match joined {
+    let (upstream, during_names, sockets) = match joined {
         Ok(v) => v,
         Err((name, e)) => {
             if let (Some(name), Error::GuardrailBlocked(_)) = (&name, &e) {
@@ -436,6 +438,7 @@ pub(super) async fn call(
     for name in &during_names {
         meta.applied.add(name);
     }
+    let mut upstream = upstream?;
     meta.upstream_headers = std::mem::take(&mut upstream.headers);
     Ok(Called {
         upstream,
