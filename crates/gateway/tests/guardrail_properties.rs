@@ -6,7 +6,8 @@
 //!   pre_call runs first); once with an OpenAI-compatible upstream, once with
 //!   an `anthropic/` deployment (what the translation sends);
 //! - output: every marker of a completion the client receives was in what Aim
-//!   received.
+//!   received, the completion sent whole or streamed (each choice's fields in
+//!   one chunk, relayed through Aim's websocket).
 //!
 //! The oracle is not the gateway's extractor: the generator plants a unique
 //! marker word in every position a model reads (string content, each
@@ -991,47 +992,7 @@ impl Writer {
                 self.out.push(',');
             }
             let _ = write!(self.out, r#"{{"index":{i},"message":{{"role":"assistant""#);
-            for f in fields {
-                self.out.push(',');
-                match f {
-                    OutField::Content(content) => {
-                        self.key("content", 0);
-                        self.content(content);
-                    }
-                    OutField::Refusal(t) => {
-                        self.key("refusal", 0);
-                        self.text(t);
-                    }
-                    OutField::ToolCalls(calls) => {
-                        self.message_tool_calls(calls);
-                    }
-                    OutField::FunctionCall(t) => {
-                        self.key("function_call", 0);
-                        self.out.push_str(r#"{"name":"f","arguments":"#);
-                        self.text(t);
-                        self.out.push('}');
-                    }
-                    OutField::Reasoning(t) => {
-                        self.key("reasoning_content", 0);
-                        self.text(t);
-                    }
-                    OutField::Transcript(t) => {
-                        self.key("audio", 0);
-                        self.out
-                            .push_str(r#"{"id":"a","data":"AAAA","transcript":"#);
-                        self.text(t);
-                        self.out.push('}');
-                    }
-                    OutField::Extra(k, j) => {
-                        self.key(&format!("x_{k}"), 0);
-                        self.junk(j);
-                    }
-                    OutField::Shadow(style, content) => {
-                        self.key("content", *style);
-                        self.content(content);
-                    }
-                }
-            }
+            self.fields(fields);
             self.out.push('}');
             if c.logprobs {
                 self.out.push_str(r#","logprobs":{"content":[]}"#);
@@ -1046,6 +1007,74 @@ impl Writer {
         self.out
             .push_str(r#","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#);
         (self.out, self.markers)
+    }
+
+    /// A message's fields after its role (`,"content":...`), markers
+    /// planted.
+    fn fields(&mut self, fields: &[OutField]) {
+        for f in fields {
+            self.out.push(',');
+            match f {
+                OutField::Content(content) => {
+                    self.key("content", 0);
+                    self.content(content);
+                }
+                OutField::Refusal(t) => {
+                    self.key("refusal", 0);
+                    self.text(t);
+                }
+                OutField::ToolCalls(calls) => {
+                    self.message_tool_calls(calls);
+                }
+                OutField::FunctionCall(t) => {
+                    self.key("function_call", 0);
+                    self.out.push_str(r#"{"name":"f","arguments":"#);
+                    self.text(t);
+                    self.out.push('}');
+                }
+                OutField::Reasoning(t) => {
+                    self.key("reasoning_content", 0);
+                    self.text(t);
+                }
+                OutField::Transcript(t) => {
+                    self.key("audio", 0);
+                    self.out
+                        .push_str(r#"{"id":"a","data":"AAAA","transcript":"#);
+                    self.text(t);
+                    self.out.push('}');
+                }
+                OutField::Extra(k, j) => {
+                    self.key(&format!("x_{k}"), 0);
+                    self.junk(j);
+                }
+                OutField::Shadow(style, content) => {
+                    self.key("content", *style);
+                    self.content(content);
+                }
+            }
+        }
+    }
+
+    /// The same completion as a stream: one chunk per choice carrying its
+    /// fields in its delta, then one with its `finish_reason`.
+    fn chunks(mut self, c: &Completion) -> (Vec<String>, Vec<String>) {
+        let mut chunks = vec![];
+        for (i, fields) in c.choices.iter().enumerate() {
+            self.out.clear();
+            let _ = write!(
+                self.out,
+                r#"{{"id":"chatcmpl-p","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":{i},"delta":{{"role":"assistant""#
+            );
+            self.fields(fields);
+            self.out.push_str(r#"},"finish_reason":null}]}"#);
+            chunks.push(std::mem::take(&mut self.out));
+        }
+        for i in 0..c.choices.len() {
+            chunks.push(format!(
+                r#"{{"id":"chatcmpl-p","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":{i},"delta":{{}},"finish_reason":"stop"}}]}}"#
+            ));
+        }
+        (chunks, self.markers)
     }
 
     fn message_tool_calls(&mut self, calls: &[Call]) {
@@ -1068,19 +1097,34 @@ impl Writer {
 }
 
 /// Output: every marker the client receives, Aim had received.
-fn check_output(h: &Harness, c: &Completion, stream: bool) -> Result<(), TestCaseError> {
+fn check_output(
+    h: &Harness,
+    c: &Completion,
+    stream: bool,
+    stats: &OutStats,
+) -> Result<(), TestCaseError> {
     h.up.reset();
     h.aim.reset();
-    let (answer, markers) = Writer::default().completion(c);
-    h.up.set_options(UpstreamOptions {
-        completion: Some(answer.clone()),
-        ..Default::default()
-    });
+    let (answer, markers) = if stream {
+        let (chunks, markers) = Writer::default().chunks(c);
+        h.up.set_options(UpstreamOptions {
+            stream_chunks: Some(chunks.clone()),
+            ..Default::default()
+        });
+        (chunks.join("\n"), markers)
+    } else {
+        let (answer, markers) = Writer::default().completion(c);
+        h.up.set_options(UpstreamOptions {
+            completion: Some(answer.clone()),
+            ..Default::default()
+        });
+        (answer, markers)
+    };
     let body = format!(
         r#"{{"model":"m","stream":{stream},"guardrails":["g"],"messages":[{{"role":"user","content":"hi"}}]}}"#
     );
     let (status, got) = h.post(0, body);
-    if let Ok(mut stats) = OUT_STATS.lock() {
+    if let Ok(mut stats) = stats.lock() {
         stats.push(status);
     }
     if !(200..300).contains(&status) {
@@ -1107,21 +1151,33 @@ fn check_output(h: &Harness, c: &Completion, stream: bool) -> Result<(), TestCas
 }
 
 /// Per case: the status the client got.
-static OUT_STATS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+type OutStats = std::sync::Mutex<Vec<u16>>;
 
-#[test]
-fn what_the_client_receives_aim_has_read() {
+fn output_property(stream: bool) {
     let h = Harness::new(true);
+    let stats = OutStats::default();
     runner()
-        .run(&completion(), |c| check_output(&h, &c, false))
+        .run(&completion(), |c| check_output(&h, &c, stream, &stats))
         .unwrap_or_else(|e| panic!("{e}"));
-    let stats = OUT_STATS.lock().unwrap();
+    let stats = stats.lock().unwrap();
     let answered = stats.iter().filter(|s| (200..300).contains(*s)).count();
     eprintln!(
         "{answered} of {} completions reached the client",
         stats.len()
     );
     assert!(answered * 4 >= stats.len(), "{answered} of {}", stats.len());
+}
+
+#[test]
+fn what_the_client_receives_aim_has_read() {
+    output_property(false);
+}
+
+/// The same answers streamed: each choice's fields in one chunk's delta,
+/// relayed through Aim's websocket.
+#[test]
+fn what_a_streaming_client_receives_aim_has_read() {
+    output_property(true);
 }
 
 #[test]

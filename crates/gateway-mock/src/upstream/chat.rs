@@ -164,7 +164,14 @@ pub(super) async fn chat(
             total_tokens: prompt_tokens + completion_tokens,
         }
     });
-    let mut frames = stream_frames(&id, created, &req.model, &content, chunks, usage);
+    let mut frames = match &opts.stream_chunks {
+        Some(raw) => raw
+            .iter()
+            .map(|data| Bytes::from(format!("data: {data}\n\n")))
+            .chain([Bytes::from_static(b"data: [DONE]\n\n")])
+            .collect(),
+        None => stream_frames(&id, created, &req.model, &content, chunks, usage),
+    };
     if end != End::Finish || endless {
         // Only data frames count; `[DONE]` is never sent by a failing stream.
         frames.truncate(frames_to_send.min(frames.len() - 1));

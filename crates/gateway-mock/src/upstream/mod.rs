@@ -69,6 +69,10 @@ pub struct UpstreamOptions {
     /// Non-streaming: answer 200 with exactly this body (JSON text, sent
     /// byte for byte, whatever it says) instead of building a completion.
     pub completion: Option<String>,
+    /// Streaming: send exactly these `data:` payloads (JSON text, byte for
+    /// byte, whatever they say), each as one event, then `data: [DONE]`,
+    /// instead of building chunks.
+    pub stream_chunks: Option<Vec<String>>,
     /// Keep a record of each request; the benchmark turns it off.
     pub record: bool,
 }
@@ -78,6 +82,7 @@ impl Default for UpstreamOptions {
         Self {
             reply: None,
             completion: None,
+            stream_chunks: None,
             chunks: 0,
             latency_ms: 0,
             chunk_interval_ms: 0,
