@@ -7,7 +7,8 @@
 //!   an `anthropic/` deployment (what the translation sends);
 //! - output: every marker of a completion the client receives was in what Aim
 //!   received, the completion sent whole or streamed (each choice's fields in
-//!   one chunk, relayed through Aim's websocket).
+//!   one chunk, relayed through Aim's websocket);
+//! - both again with Cato Networks' guardrail, which builds its own payload.
 //!
 //! The oracle is not the gateway's extractor: the generator plants a unique
 //! marker word in every position a model reads (string content, each
@@ -716,16 +717,22 @@ struct Harness {
 
 impl Harness {
     fn new(post_call: bool) -> Harness {
-        Harness::start(post_call, false)
+        Harness::start(post_call, false, "aim")
+    }
+
+    /// The same gateways with the guardrail Cato Networks' (its own payload
+    /// and output path).
+    fn cato(post_call: bool) -> Harness {
+        Harness::start(post_call, false, "cato_networks")
     }
 
     /// The input gateways with the model an `anthropic/` deployment: what
     /// the chat request becomes in Anthropic's format is what is checked.
     fn anthropic() -> Harness {
-        Harness::start(false, true)
+        Harness::start(false, true, "aim")
     }
 
-    fn start(post_call: bool, anthropic: bool) -> Harness {
+    fn start(post_call: bool, anthropic: bool, vendor: &str) -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -751,7 +758,7 @@ impl Harness {
             .await;
             let config = |params: &str| {
                 format!(
-                    "model_list:\n{}guardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: aim\n      api_key: aim-mock-key\n      api_base: {}\n{params}general_settings:\n  master_key: sk-master\nvirtual_keys:\n  - key: sk-key\n    guardrails: [g]\n",
+                    "model_list:\n{}guardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: {vendor}\n      api_key: aim-mock-key\n      api_base: {}\n{params}general_settings:\n  master_key: sk-master\nvirtual_keys:\n  - key: sk-key\n    guardrails: [g]\n",
                     entry,
                     aim.url()
                 )
@@ -1153,11 +1160,10 @@ fn check_output(
 /// Per case: the status the client got.
 type OutStats = std::sync::Mutex<Vec<u16>>;
 
-fn output_property(stream: bool) {
-    let h = Harness::new(true);
+fn output_property(h: &Harness, stream: bool) {
     let stats = OutStats::default();
     runner()
-        .run(&completion(), |c| check_output(&h, &c, stream, &stats))
+        .run(&completion(), |c| check_output(h, &c, stream, &stats))
         .unwrap_or_else(|e| panic!("{e}"));
     let stats = stats.lock().unwrap();
     let answered = stats.iter().filter(|s| (200..300).contains(*s)).count();
@@ -1170,14 +1176,21 @@ fn output_property(stream: bool) {
 
 #[test]
 fn what_the_client_receives_aim_has_read() {
-    output_property(false);
+    output_property(&Harness::new(true), false);
 }
 
 /// The same answers streamed: each choice's fields in one chunk's delta,
 /// relayed through Aim's websocket.
 #[test]
 fn what_a_streaming_client_receives_aim_has_read() {
-    output_property(true);
+    output_property(&Harness::new(true), true);
+}
+
+/// The input and output properties with Cato Networks' guardrail.
+#[test]
+fn what_the_upstream_and_the_client_receive_cato_has_read() {
+    input_property(&Harness::cato(false), 4);
+    output_property(&Harness::cato(true), false);
 }
 
 #[test]
