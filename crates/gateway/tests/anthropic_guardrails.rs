@@ -1394,7 +1394,8 @@ mod property {
     //! no guardrail reads (cited text, search results, server tools,
     //! unknown types), and with a repeated or miscased key now and then:
     //! every marker an upstream received was in what Aim received, and a
-    //! request carrying an unreadable block never reaches an upstream.
+    //! request carrying an unreadable block never reaches an upstream. Run
+    //! with an Aim guardrail and with a Cato Networks one.
     //!
     //! The oracle is not the gateway's: markers are found in the raw bytes
     //! each side received, every JSON string literal decoded by this file.
@@ -1942,7 +1943,7 @@ mod property {
     }
 
     impl Harness {
-        fn new() -> Harness {
+        fn new(vendor: &str) -> Harness {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -1966,7 +1967,7 @@ mod property {
                 .await;
                 let config = |mode: &str| {
                     format!(
-                        "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5-20250929\n      api_base: {}\n      api_key: sk-ant-upstream-secret\n{}guardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: aim\n      mode: {mode}\n      api_key: aim-mock-key\n      api_base: {}\n",
+                        "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5-20250929\n      api_base: {}\n      api_key: sk-ant-upstream-secret\n{}guardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: {vendor}\n      mode: {mode}\n      api_key: aim-mock-key\n      api_base: {}\n",
                         anthropic.url(),
                         model("gpt", &up.url()),
                         aim.url()
@@ -1994,9 +1995,9 @@ mod property {
     }
 
     /// Per case: (status, reached an upstream, markers planted).
-    static STATS: std::sync::Mutex<Vec<(u16, bool, usize)>> = std::sync::Mutex::new(Vec::new());
+    type Stats = std::sync::Mutex<Vec<(u16, bool, usize)>>;
 
-    fn check(h: &Harness, c: &Case) -> Result<(), TestCaseError> {
+    fn check(h: &Harness, c: &Case, stats: &Stats) -> Result<(), TestCaseError> {
         h.anthropic.reset();
         h.up.reset();
         h.aim.reset();
@@ -2013,7 +2014,7 @@ mod property {
             .into_iter()
             .chain(h.up.requests())
             .collect();
-        if let Ok(mut s) = STATS.lock() {
+        if let Ok(mut s) = stats.lock() {
             s.push((status, !upstream.is_empty(), w.markers.len()));
         }
         if w.unreadable {
@@ -2041,7 +2042,18 @@ mod property {
 
     #[test]
     fn a_secret_in_any_text_position_is_read_or_refused() {
-        let h = Harness::new();
+        property("aim");
+    }
+
+    /// The same with Cato Networks' guardrail (its own payload).
+    #[test]
+    fn a_secret_in_any_text_position_is_read_by_cato_or_refused() {
+        property("cato_networks");
+    }
+
+    fn property(vendor: &str) {
+        let h = Harness::new(vendor);
+        let stats = Stats::default();
         let cases = std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -2053,10 +2065,10 @@ mod property {
             ..Config::default()
         });
         runner
-            .run(&case(), |c| check(&h, &c))
+            .run(&case(), |c| check(&h, &c, &stats))
             .unwrap_or_else(|e| panic!("{e}"));
         // A property over requests that never get anywhere checks nothing.
-        let stats = STATS.lock().unwrap();
+        let stats = stats.lock().unwrap();
         let reached = stats.iter().filter(|(_, up, _)| *up).count();
         let markers: usize = stats
             .iter()
