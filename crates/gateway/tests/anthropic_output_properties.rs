@@ -16,6 +16,8 @@
 //! decoded by this file. Markers are never split over stream events, so a
 //! marker the client got whole is one Aim got whole.
 //!
+//! Run with an Aim guardrail and with a Cato Networks one.
+//!
 //! `PROPTEST_CASES` sets the number of cases (default 256). Failures shrink
 //! and are saved in `tests/anthropic_output_properties.regressions`.
 
@@ -377,7 +379,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn new() -> Harness {
+    fn new(vendor: &str) -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -391,7 +393,7 @@ impl Harness {
             })
             .await;
             let gw = gateway(&format!(
-                "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5-20250929\n      api_base: {}\n      api_key: sk-ant-upstream-secret\nguardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: aim\n      mode: post_call\n      api_key: aim-mock-key\n      api_base: {}\n",
+                "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-sonnet-4-5-20250929\n      api_base: {}\n      api_key: sk-ant-upstream-secret\nguardrails:\n  - guardrail_name: g\n    litellm_params:\n      guardrail: {vendor}\n      mode: post_call\n      api_key: aim-mock-key\n      api_base: {}\n",
                 anthropic.url(),
                 aim.url()
             ))
@@ -408,9 +410,9 @@ impl Harness {
 }
 
 /// Per case: (status, markers the client received).
-static STATS: std::sync::Mutex<Vec<(u16, usize)>> = std::sync::Mutex::new(Vec::new());
+type Stats = std::sync::Mutex<Vec<(u16, usize)>>;
 
-fn check(h: &Harness, c: &Case) -> Result<(), TestCaseError> {
+fn check(h: &Harness, c: &Case, stats: &Stats) -> Result<(), TestCaseError> {
     h.aim.reset();
     let mut w = Writer::default();
     let mut opts = AnthropicOptions::default();
@@ -455,7 +457,7 @@ fn check(h: &Harness, c: &Case) -> Result<(), TestCaseError> {
         .iter()
         .filter(|m| got.contains(m.as_str()))
         .collect();
-    if let Ok(mut s) = STATS.lock() {
+    if let Ok(mut s) = stats.lock() {
         s.push((status, reached.len()));
     }
     for m in reached {
@@ -471,7 +473,18 @@ fn check(h: &Harness, c: &Case) -> Result<(), TestCaseError> {
 
 #[test]
 fn what_the_client_receives_aim_has_read() {
-    let h = Harness::new();
+    property("aim");
+}
+
+/// The same with Cato Networks' guardrail (its own output path).
+#[test]
+fn what_the_client_receives_cato_has_read() {
+    property("cato_networks");
+}
+
+fn property(vendor: &str) {
+    let h = Harness::new(vendor);
+    let stats = Stats::default();
     let base = Config::default();
     let mut runner = TestRunner::new(Config {
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
@@ -479,10 +492,10 @@ fn what_the_client_receives_aim_has_read() {
         ..base
     });
     runner
-        .run(&case(), |c| check(&h, &c))
+        .run(&case(), |c| check(&h, &c, &stats))
         .unwrap_or_else(|e| panic!("{e}"));
     // A property over answers that never reach the client checks nothing.
-    let stats = STATS.lock().unwrap();
+    let stats = stats.lock().unwrap();
     let delivered = stats.iter().filter(|(_, m)| *m > 0).count();
     eprintln!(
         "{delivered} of {} answers delivered markers to the client",
