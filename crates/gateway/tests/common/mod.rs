@@ -91,3 +91,44 @@ pub async fn metrics_text(gw: &Running) -> String {
         .await
         .expect("metrics body")
 }
+
+/// Every JSON string literal in `bytes` (keys too), decoded, each followed
+/// by a separator; a literal that does not decode is kept as written. A
+/// string inside a decoded string (a tool input's partial JSON) is decoded
+/// too.
+pub fn json_strings(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    let mut chars = text.char_indices();
+    while let Some((start, c)) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut end = start;
+        let mut escaped = false;
+        for (i, c) in chars.by_ref() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let literal = &text[start..=end];
+        match serde_json::from_str::<String>(literal) {
+            Ok(s) => {
+                out.push_str(&s);
+                if s.contains('"') {
+                    out.push('\u{1}');
+                    out.push_str(&json_strings(s.as_bytes()));
+                }
+            }
+            Err(_) => out.push_str(literal),
+        }
+        out.push('\u{1}');
+    }
+    out
+}
